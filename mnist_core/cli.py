@@ -1,0 +1,111 @@
+"""Command line: ``python -m mnist_core train ...`` and ``python -m mnist_core list``.
+
+``train`` draws a progress bar on stderr and prints one JSON object on stdout as its
+last line, so scripts can read the result: ``... | tail -n 1``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+import warnings
+
+from .data import DataError, load_mnist
+from .models import CONFIGS, OPTIMIZERS, validate
+from .registry import ModelRegistry
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # one line, not the usage block
+        self.exit(2, f"error: {message} (see --help)\n")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _Parser(prog="python -m mnist_core", description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    train = commands.add_parser("train", help="train a model and save it to the registry")
+    train.add_argument("--model", choices=sorted(CONFIGS), required=True)
+    train.add_argument("--epochs", type=int, help="default: the model's default")
+    train.add_argument("--seconds", type=float, help="time budget: stop after this many seconds")
+    train.add_argument("--batch-size", type=int)
+    train.add_argument("--train-size", type=int, help="train on N images, balanced over digits")
+    train.add_argument("--learning-rate", type=float)
+    train.add_argument("--optimizer", choices=OPTIMIZERS)
+    train.add_argument("--data", help="mnist.npz, a folder of idx files, or 'sample'")
+    train.add_argument("--models-dir", help="default: $MNIST_MODELS_DIR or ./models")
+    train.add_argument("--name", help="model name (default: KIND-DATE-TIME)")
+    listing = commands.add_parser("list", help="list saved models, newest first")
+    listing.add_argument("--models-dir")
+    args = parser.parse_args(argv)
+    try:
+        return _train(args) if args.command == "train" else _list(args)
+    except (DataError, ValueError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+
+
+def _train(args) -> int:
+    from .training import default_job, train
+
+    job = default_job(args.model, epochs=args.epochs, time_budget=args.seconds,
+                      batch_size=args.batch_size, train_size=args.train_size,
+                      learning_rate=args.learning_rate, optimizer=args.optimizer,
+                      name=args.name, models_dir=args.models_dir)
+    validate(job.model)
+    job.training.check()
+    with warnings.catch_warnings(record=True):
+        data = load_mnist(args.data)
+    print(f"data: {data.description}", file=sys.stderr)
+    stop = _stop_on_first_ctrl_c()
+    entry = train(job, data, on_event=_progress_bar, should_stop=stop)
+    meta = entry.meta
+    print(file=sys.stderr)
+    print(json.dumps({
+        "name": entry.name, "kind": entry.kind, "path": str(entry.model_path),
+        "test_accuracy": round(meta["test_accuracy"], 4), "test_loss": round(meta["test_loss"], 4),
+        "train_seconds": meta["train_seconds"], "epochs": meta["epochs"],
+        "stopped": meta["stopped"], "params": meta["params"],
+        "train_images": meta["data"]["train_images"], "data": data.origin,
+    }))
+    return 0
+
+
+def _list(args) -> int:
+    entries = ModelRegistry(args.models_dir).entries()
+    if not entries:
+        print("no models yet: train one with `python -m mnist_core train --model cnn`")
+    for e in entries:
+        print(f"{e.name:32} {e.kind.upper():4} test {e.test_accuracy:7.2%}  "
+              f"{e.meta.get('epochs', '?')} epochs  {e.meta.get('train_seconds', 0):6.1f}s  "
+              f"{e.meta['created']}{'  (stopped)' if e.meta.get('stopped') else ''}")
+    return 0
+
+
+def _progress_bar(event: dict) -> None:
+    if event["type"] == "status":
+        print(f"\n{event['message']}", file=sys.stderr, end="")
+        return
+    if event["type"] not in ("batch", "epoch"):
+        return
+    filled = int(event["progress"] * 30)
+    val = f" val_acc {event['val_accuracy']:.4f}" if "val_accuracy" in event else ""
+    print(f"\r[{'#' * filled}{'.' * (30 - filled)}] {event['progress']:4.0%} epoch {event['epoch']} "
+          f"loss {event['loss']:.4f} acc {event['accuracy']:.4f}{val} "
+          f"{event['elapsed']:5.1f}s {event['images_per_s']:6.0f} img/s",
+          file=sys.stderr, end="\n" if event["type"] == "epoch" else "", flush=True)
+
+
+def _stop_on_first_ctrl_c():
+    """First Ctrl-C: stop after this batch and save; a second one aborts."""
+    pressed = []
+
+    def handler(signum, frame):
+        if pressed:
+            raise KeyboardInterrupt
+        pressed.append(True)
+        print("\nstopping after this batch (Ctrl-C again to abort)", file=sys.stderr)
+
+    signal.signal(signal.SIGINT, handler)
+    return lambda: bool(pressed)

@@ -1,0 +1,145 @@
+"""The two networks the app compares: a dense net (ANN) and a convnet (CNN).
+
+Configs are plain dataclasses so they travel to the training process, into the
+registry's JSON and back. Builders declare layers and nothing else.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+
+OPTIMIZERS = ("adam", "sgd", "rmsprop")
+ACTIVATIONS = ("relu", "gelu", "tanh", "sigmoid")
+POOLINGS = ("max", "average")
+
+
+@dataclass(frozen=True)
+class AnnConfig:
+    """Dense net: flatten the 28x28 image, then fully connected layers."""
+
+    hidden_units: tuple[int, ...] = (512, 512)
+    activation: str = "relu"
+    dropout: float = 0.2
+    optimizer: str = "adam"
+    learning_rate: float = 1e-3
+
+    kind = "ann"
+
+
+@dataclass(frozen=True)
+class CnnConfig:
+    """Convnet: conv blocks (conv, pool) that see local strokes, then a small dense head."""
+
+    filters: tuple[int, ...] = (32, 64)
+    kernel_size: int = 3
+    pooling: str = "max"
+    dense_units: int = 128
+    dropout: float = 0.5
+    optimizer: str = "adam"
+    learning_rate: float = 1e-3
+
+    kind = "cnn"
+
+
+ModelConfig = AnnConfig | CnnConfig
+CONFIGS = {"ann": AnnConfig, "cnn": CnnConfig}
+
+
+def validate(config: ModelConfig) -> None:
+    """Raise ``ValueError`` with a specific reason for impossible hyper-parameters."""
+    layers = config.hidden_units if config.kind == "ann" else config.filters
+    if not layers or any(not 1 <= n <= 4096 for n in layers):
+        raise ValueError(f"layer sizes must be 1-4096 units/filters each, got {list(layers)}")
+    if not 0.0 <= config.dropout < 1.0:
+        raise ValueError(f"dropout must be in [0, 1), got {config.dropout}")
+    if config.optimizer not in OPTIMIZERS:
+        raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {config.optimizer!r}")
+    if not 0.0 < config.learning_rate <= 1.0:
+        raise ValueError(f"learning rate must be in (0, 1], got {config.learning_rate}")
+    if config.kind == "ann" and config.activation not in ACTIVATIONS:
+        raise ValueError(f"activation must be one of {ACTIVATIONS}, got {config.activation!r}")
+    if config.kind == "cnn":
+        if config.kernel_size not in (3, 5, 7):
+            raise ValueError(f"kernel size must be 3, 5 or 7, got {config.kernel_size}")
+        if config.pooling not in POOLINGS:
+            raise ValueError(f"pooling must be one of {POOLINGS}, got {config.pooling!r}")
+        if len(config.filters) > 3:
+            raise ValueError("at most 3 conv blocks fit a 28x28 image (each halves it)")
+        if not 1 <= config.dense_units <= 4096:
+            raise ValueError(f"dense units must be 1-4096, got {config.dense_units}")
+
+
+def config_to_dict(config: ModelConfig) -> dict:
+    return {"kind": config.kind, **asdict(config)}
+
+
+def config_from_dict(data: dict) -> ModelConfig:
+    cls = CONFIGS[data["kind"]]
+    values = {f.name: data[f.name] for f in fields(cls) if f.name in data}
+    for name in ("hidden_units", "filters"):
+        if name in values:
+            values[name] = tuple(values[name])
+    return cls(**values)
+
+
+def build_model(config: ModelConfig):
+    """A compiled Keras model for ``config``: 28x28x1 inputs in [0, 1], softmax over ten digits."""
+    validate(config)
+    model = build_ann(config) if config.kind == "ann" else build_cnn(config)
+    model.compile(
+        optimizer=_optimizer(config.optimizer, config.learning_rate),
+        loss="sparse_categorical_crossentropy",
+        metrics=["accuracy"],
+    )
+    return model
+
+
+def build_ann(config: AnnConfig):
+    from keras import layers, Sequential
+
+    hidden = []
+    for units in config.hidden_units:
+        hidden += [layers.Dense(units, activation=config.activation), layers.Dropout(config.dropout)]
+    return Sequential(
+        [
+            layers.Input((28, 28, 1)),
+            layers.Flatten(),
+            *hidden,
+            layers.Dense(10, activation="softmax"),
+        ],
+        name="ann",
+    )
+
+
+def build_cnn(config: CnnConfig):
+    from keras import layers, Sequential
+
+    pool = layers.MaxPooling2D if config.pooling == "max" else layers.AveragePooling2D
+    blocks = []
+    for filters in config.filters:
+        blocks += [
+            layers.Conv2D(filters, config.kernel_size, padding="same", activation="relu"),
+            pool(2),
+        ]
+    return Sequential(
+        [
+            layers.Input((28, 28, 1)),
+            *blocks,
+            layers.Flatten(),
+            layers.Dropout(config.dropout),
+            layers.Dense(config.dense_units, activation="relu"),
+            layers.Dropout(config.dropout),
+            layers.Dense(10, activation="softmax"),
+        ],
+        name="cnn",
+    )
+
+
+def _optimizer(name: str, learning_rate: float):
+    from keras import optimizers
+
+    if name == "sgd":
+        return optimizers.SGD(learning_rate, momentum=0.9, nesterov=True)
+    if name == "rmsprop":
+        return optimizers.RMSprop(learning_rate)
+    return optimizers.Adam(learning_rate)
