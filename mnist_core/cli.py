@@ -13,7 +13,7 @@ import sys
 import warnings
 
 from .data import DataError, load_mnist
-from .models import CONFIGS, OPTIMIZERS, validate
+from .models import CONFIGS, OPTIMIZERS
 from .registry import ModelRegistry
 
 
@@ -47,14 +47,14 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _train(args) -> int:
-    from .training import default_job, train
+    from .jobs import default_job
+    from .training import train
 
     job = default_job(args.model, epochs=args.epochs, time_budget=args.seconds,
                       batch_size=args.batch_size, train_size=args.train_size,
                       learning_rate=args.learning_rate, optimizer=args.optimizer,
                       name=args.name, models_dir=args.models_dir)
-    validate(job.model)
-    job.training.check()
+    job.check()
     with warnings.catch_warnings(record=True):
         data = load_mnist(args.data)
     print(f"data: {data.description}", file=sys.stderr)

@@ -140,6 +140,13 @@ def stratified_indices(labels: np.ndarray, n: int, seed: int = 0) -> np.ndarray:
     return np.sort(picked)
 
 
+def examples_by_digit(data: MnistData, per_digit: int = 2) -> tuple[np.ndarray, np.ndarray]:
+    """A few test digits and their labels, ordered 0, 0, 1, 1, ... 9, for a strip."""
+    index = stratified_indices(data.y_test, 10 * per_digit, seed=1)
+    index = index[np.argsort(data.y_test[index], kind="stable")]
+    return data.x_test[index], data.y_test[index]
+
+
 def stratified_subset(x: np.ndarray, y: np.ndarray, n: int, seed: int = 0):
     """``n`` examples of ``(x, y)`` balanced over the ten digits, for fast classroom runs."""
     if n >= len(y):

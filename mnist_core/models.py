@@ -69,6 +69,17 @@ def validate(config: ModelConfig) -> None:
             raise ValueError(f"dense units must be 1-4096, got {config.dense_units}")
 
 
+def parse_layer_sizes(text: str) -> tuple[int, ...]:
+    """``"512, 256"`` -> ``(512, 256)``, with a clear message for anything else."""
+    try:
+        sizes = tuple(int(part) for part in text.replace(" ", "").split(",") if part)
+    except ValueError:
+        raise ValueError(f"layer sizes must be whole numbers separated by commas, got {text!r}")
+    if not sizes:
+        raise ValueError("give at least one layer size, e.g. 128")
+    return sizes
+
+
 def config_to_dict(config: ModelConfig) -> dict:
     return {"kind": config.kind, **asdict(config)}
 

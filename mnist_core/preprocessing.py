@@ -15,6 +15,7 @@ from scipy import ndimage
 
 INK_THRESHOLD = 0.2  # ink level (0-1) that counts as drawn, for cropping and blank checks
 MIN_INK_PIXELS = 4
+MNIST_CENTRE = 14.0  # where MNIST digits' centre of mass sits (row and column, measured)
 
 
 @dataclass(frozen=True)
@@ -55,7 +56,8 @@ def preprocess_ink(ink: np.ndarray) -> Preprocessed | None:
     top, left = (28 - fitted.shape[0]) // 2, (28 - fitted.shape[1]) // 2
     field[top : top + fitted.shape[0], left : left + fitted.shape[1]] = fitted
     cy, cx = ndimage.center_of_mass(field)
-    centred = ndimage.shift(field, (round(13.5 - cy), round(13.5 - cx)), order=0, cval=0.0)
+    centred = ndimage.shift(field, (round(MNIST_CENTRE - cy), round(MNIST_CENTRE - cx)),
+                            order=0, cval=0.0)
     image = np.clip(centred / max(float(centred.max()), 1e-6), 0.0, 1.0).astype(np.float32)
     return Preprocessed(image=image, cropped=cropped, fitted=fitted)
 
@@ -67,3 +69,14 @@ def _fit_in_box(ink: np.ndarray, box: int) -> np.ndarray:
     size = (max(1, round(width * scale)), max(1, round(height * scale)))
     image = Image.fromarray(ink.astype(np.float32))
     return np.asarray(image.resize(size, Image.Resampling.LANCZOS), dtype=np.float32).clip(0, 1)
+
+
+def enlarge(image: np.ndarray, size: int = 140) -> np.ndarray:
+    """A small image (values in [0, 1] or uint8) blown up with crisp pixels, for display."""
+    pixels = np.asarray(image, dtype=np.float32)
+    if pixels.max() > 1.0:
+        pixels = pixels / 255.0
+    scale = size / max(pixels.shape)
+    shape = (max(1, round(pixels.shape[1] * scale)), max(1, round(pixels.shape[0] * scale)))
+    small = Image.fromarray((pixels.clip(0, 1) * 255).astype(np.uint8))
+    return np.asarray(small.resize(shape, Image.Resampling.NEAREST))

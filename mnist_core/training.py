@@ -7,94 +7,23 @@ The CLI calls ``train`` directly; the app calls it inside a worker process (see
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import asdict
 from typing import Callable
 
 import keras
 import numpy as np
 
 from .data import MnistData, stratified_indices, stratified_subset
-from .models import CONFIGS, ModelConfig, build_model, config_from_dict, config_to_dict, validate
+from .jobs import TrainingConfig, TrainingJob, validation_count
+from .models import build_model, config_to_dict
 from .registry import ModelEntry, ModelRegistry
 
 REPORT_EVERY_SECONDS = 0.25  # how often batch-level progress is sent (the UI polls ~2x/s)
 
 
-@dataclass(frozen=True)
-class TrainingConfig:
-    """How long and on what to train. ``time_budget`` (seconds) stops early if it runs out."""
-
-    epochs: int = 5
-    batch_size: int = 128
-    train_size: int | None = None  # None: every training image not held out for validation
-    time_budget: float | None = None
-    validation_size: int = 5000  # held out of the training set, capped at 10% of it
-    seed: int = 0
-
-    def check(self, available: int | None = None) -> None:
-        """Raise ``ValueError`` with a specific reason for impossible settings."""
-        if not 1 <= self.epochs <= 1000:
-            raise ValueError(f"epochs must be 1-1000, got {self.epochs}")
-        if not 1 <= self.batch_size <= 8192:
-            raise ValueError(f"batch size must be 1-8192, got {self.batch_size}")
-        if self.time_budget is not None and self.time_budget <= 0:
-            raise ValueError(f"time budget must be positive seconds, got {self.time_budget}")
-        too_many = available is not None and (self.train_size or 0) > available
-        if self.train_size is not None and (self.train_size < 100 or too_many):
-            upper = f" and at most {available:,}" if available is not None else ""
-            raise ValueError(
-                f"training-set size must be at least 100{upper} images, got {self.train_size:,}"
-            )
-
-
-@dataclass(frozen=True)
-class TrainingJob:
-    """Everything a worker needs to train and save one model."""
-
-    model: ModelConfig
-    training: TrainingConfig = field(default_factory=TrainingConfig)
-    name: str | None = None
-    data_path: str | None = None
-    models_dir: str | None = None
-
-    @property
-    def kind(self) -> str:
-        return self.model.kind
-
-    def to_dict(self) -> dict:
-        return {**asdict(self), "model": config_to_dict(self.model)}
-
-    @classmethod
-    def from_dict(cls, data: dict) -> TrainingJob:
-        return cls(**{**data, "model": config_from_dict(data["model"]),
-                      "training": TrainingConfig(**data["training"])})
-
-
-DEFAULT_TRAINING = {
-    "ann": TrainingConfig(epochs=10, batch_size=128),
-    "cnn": TrainingConfig(epochs=12, batch_size=128),
-}
-
-
-def default_job(kind: str, **overrides) -> TrainingJob:
-    """The default job for ``kind`` ("ann" or "cnn"), with every non-None override applied.
-
-    Overrides may name fields of the model config, of ``TrainingConfig`` or of the job.
-    """
-    parts = {"model": CONFIGS[kind](), "training": DEFAULT_TRAINING[kind]}
-    changes = {name: {} for name in parts} | {"job": {}}
-    for key, value in overrides.items():
-        if value is None:
-            continue
-        part = next((p for p, obj in parts.items() if key in {f.name for f in fields(obj)}), "job")
-        changes[part][key] = value
-    return TrainingJob(replace(parts["model"], **changes["model"]),
-                       replace(parts["training"], **changes["training"]), **changes["job"])
-
-
 def split_data(data: MnistData, config: TrainingConfig):
     """(x_train, y_train), (x_val, y_val): validation held out first, then the subset."""
-    n_val = min(config.validation_size, len(data.y_train) // 10)
+    n_val = validation_count(data, config)
     val = stratified_indices(data.y_train, n_val, seed=config.seed)
     rest = np.setdiff1d(np.arange(len(data.y_train)), val)
     config.check(available=len(rest))
@@ -119,7 +48,6 @@ def train(
     ``should_stop`` is checked after every batch; when it turns true the model trained
     so far is evaluated and saved, marked as stopped.
     """
-    validate(job.model)
     config = job.training
     (x_train, y_train), validation = split_data(data, config)
     keras.utils.set_random_seed(config.seed)
@@ -142,7 +70,7 @@ def train(
         "training": asdict(config),
         "data": {"origin": data.origin, "location": data.location,
                  "train_images": int(len(y_train)), "test_images": int(len(data.y_test))},
-        "epochs": progress.epochs_done,
+        "epochs": round(progress.seen / len(y_train), 2),  # fractional if stopped mid-epoch
         "stopped": progress.stopped_by is not None,
         "stopped_by": progress.stopped_by,
         "test_accuracy": float(test_accuracy),
@@ -160,11 +88,11 @@ class ProgressCallback(keras.callbacks.Callback):
     def __init__(self, n_train, config, on_event, should_stop):
         super().__init__()
         self.n_train, self.batch_size = n_train, config.batch_size
-        self.total_steps = -(-n_train // config.batch_size) * config.epochs
+        self.steps_per_epoch = -(-n_train // config.batch_size)
+        self.total_steps = self.steps_per_epoch * config.epochs
         self.time_budget = config.time_budget
         self.on_event, self.should_stop = on_event, should_stop
         self.history = {"batch": [], "epoch": []}
-        self.epochs_done = 0
         self.stopped_by = None
 
     def on_train_begin(self, logs=None):
@@ -189,8 +117,7 @@ class ProgressCallback(keras.callbacks.Callback):
             self._report("batch", logs, now)
 
     def on_epoch_end(self, epoch, logs=None):
-        self.epochs_done = epoch + 1  # Keras validates even an epoch cut short by a stop
-        self._report("epoch", logs, time.perf_counter())
+        self._report("epoch", logs, time.perf_counter())  # Keras validates a cut epoch too
 
     def _report(self, kind, logs, now):
         elapsed = now - self.started
@@ -199,6 +126,7 @@ class ProgressCallback(keras.callbacks.Callback):
             progress = max(progress, elapsed / self.time_budget)
         event = {
             "type": kind, "epoch": self.epoch, "step": self.step,
+            "epochs_seen": self.seen / self.n_train,  # x axis of the curves
             "progress": min(progress, 1.0), "elapsed": round(elapsed, 3),
             "images_per_s": self.seen / max(elapsed, 1e-9),
             **{key: float(value) for key, value in (logs or {}).items()},

@@ -1,24 +1,31 @@
 """Training in a warm worker process, watched from the web server through a ``TrainingRun``.
 
 Why a process and not a thread: on two cores, Keras training in a thread starves the
-Streamlit server (page refreshes every 2-3 s instead of 0.5 s); a spawned process keeps
+Streamlit server (page refreshes every 2-3 s instead of 0.5 s); a separate process keeps
 it responsive and isolates crashes. The worker imports TensorFlow once, at start-up, so a
 Start button does not wait for it. One run trains at a time per service: training is
 CPU-bound, and a second run would only slow both.
+
+The worker is a fresh interpreter (``python -m mnist_core.worker``) speaking JSON lines
+on its stdin and stdout. ``multiprocessing``'s spawn would re-run the page script in the
+child, because Streamlit executes ``app.py`` as ``__main__``. When the server dies, the
+worker sees its stdin close, stops after the current batch, saves, and exits.
 """
 
 from __future__ import annotations
 
 import itertools
-import multiprocessing
+import json
 import os
 import queue
+import subprocess
+import sys
 import threading
 import time
 import traceback
 
 from .data import load_mnist
-from .training import TrainingJob
+from .jobs import TrainingJob
 
 _run_ids = itertools.count(1)
 
@@ -34,10 +41,10 @@ class TrainingRun:
     every read goes through ``snapshot()``, which copies under a lock.
     """
 
-    def __init__(self, jobs: list[TrainingJob], stop_event):
+    def __init__(self, jobs: list[TrainingJob], request_stop):
         self.id = next(_run_ids)
         self.jobs = list(jobs)
-        self._stop_event = stop_event
+        self._request_stop = request_stop
         self._lock = threading.Lock()
         self._state = {
             "status": "starting",  # starting, training, finished, stopped, failed
@@ -55,7 +62,7 @@ class TrainingRun:
 
     def stop(self) -> None:
         """Ask the worker to stop after the current batch; the model so far is saved."""
-        self._stop_event.set()
+        self._request_stop(self.id)
 
     def snapshot(self) -> dict:
         with self._lock:
@@ -112,16 +119,10 @@ class TrainingService:
     """Owns the warm worker process and the current ``TrainingRun`` (one at a time)."""
 
     def __init__(self):
-        context = multiprocessing.get_context("spawn")
-        self._context = context
-        self._jobs = context.Queue()
-        self._events = context.Queue()
-        self._stop = context.Event()
         self._lock = threading.Lock()
-        self._process = None
+        self._process: subprocess.Popen | None = None
         self._run: TrainingRun | None = None
         self._ensure_worker()
-        threading.Thread(target=self._listen, name="training-listener", daemon=True).start()
 
     @property
     def current(self) -> TrainingRun | None:
@@ -129,74 +130,101 @@ class TrainingService:
         return self._run
 
     def start(self, jobs: list[TrainingJob]) -> TrainingRun:
-        """Queue ``jobs`` on the worker, or raise ``TrainingBusy`` if a run is training."""
+        """Send ``jobs`` to the worker, or raise ``TrainingBusy`` if a run is training."""
         with self._lock:
             if self._run is not None and self._run.active:
                 raise TrainingBusy(self._run.busy_message())
             self._ensure_worker()
-            self._stop.clear()
-            self._run = TrainingRun(jobs, self._stop)
-            self._jobs.put({"run_id": self._run.id, "jobs": [job.to_dict() for job in jobs]})
+            self._run = TrainingRun(jobs, self._send_stop)
+            self._send({"op": "train", "run_id": self._run.id,
+                        "jobs": [job.to_dict() for job in jobs]})
             return self._run
 
     def shutdown(self) -> None:
-        if self._process is not None and self._process.is_alive():
-            self._stop.set()
-            self._jobs.put(None)
-            self._process.join(timeout=10)
-            if self._process.is_alive():
-                self._process.terminate()
+        """Close the worker's stdin: it stops any run after the current batch and exits."""
+        if self._process is not None:
+            self._process.stdin.close()
+            self._process.wait(timeout=60)
+
+    def _send(self, message: dict) -> None:
+        self._process.stdin.write(json.dumps(message) + "\n")
+        self._process.stdin.flush()
+
+    def _send_stop(self, run_id: int) -> None:
+        with self._lock:
+            if self._process.poll() is None:
+                self._send({"op": "stop", "run_id": run_id})
 
     def _ensure_worker(self) -> None:
-        if self._process is None or not self._process.is_alive():
-            self._process = self._context.Process(
-                target=_worker_main, name="mnist-training-worker", daemon=True,
-                args=(self._jobs, self._events, self._stop, os.getpid()),
+        if self._process is None or self._process.poll() is not None:
+            self._process = subprocess.Popen(
+                [sys.executable, "-m", "mnist_core.worker"],
+                stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1,
             )
-            self._process.start()
+            threading.Thread(target=self._listen, args=(self._process,),
+                             name="training-listener", daemon=True).start()
 
-    def _listen(self) -> None:
-        while True:
-            try:
-                run_id, event = self._events.get(timeout=1.0)
-            except queue.Empty:
-                run = self._run
-                if run is not None and run.active and not self._process.is_alive():
-                    run.handle({"type": "error", "message": (
-                        f"the training process died (exit code {self._process.exitcode}); "
-                        "models saved before are kept")})
-                continue
+    def _listen(self, process: subprocess.Popen) -> None:
+        for line in process.stdout:
+            message = json.loads(line)
             run = self._run
-            if run is not None and run.id == run_id:
-                run.handle(event)
+            if run is not None and run.id == message["run_id"]:
+                run.handle(message["event"])
+        code = process.wait()
+        run = self._run
+        if run is not None and run.active:
+            run.handle({"type": "error", "message": (
+                f"the training process died (exit code {code}); models saved before are kept")})
 
 
-def _worker_main(jobs, events, stop_event, parent_pid: int) -> None:
-    """The worker's loop: train each job it is sent, reporting events, until told to quit."""
+def main() -> None:
+    """The worker: train each job it is sent, reporting events, until stdin closes."""
+    protocol = os.fdopen(os.dup(sys.stdout.fileno()), "w", buffering=1)
+    sys.stdout = sys.stderr  # stray prints from libraries must not corrupt the protocol
     from . import training  # imports TensorFlow now, so that Start does not wait for it
 
+    requests: queue.Queue = queue.Queue()
+    stopped: set[int] = set()  # runs asked to stop (0: all, the server is gone)
+    threading.Thread(target=_read_requests, args=(requests, stopped), daemon=True).start()
+    send_lock = threading.Lock()
     datasets = {}
-    while True:
-        try:
-            message = jobs.get(timeout=1.0)
-        except queue.Empty:
-            if os.getppid() != parent_pid:  # the server died: do not linger as an orphan
-                return
-            continue
-        if message is None:
-            return
-        send = lambda event, run_id=message["run_id"]: events.put((run_id, event))  # noqa: E731
+    while (message := requests.get()) is not None:
+        run_id = message["run_id"]
+
+        def send(event, run_id=run_id):
+            with send_lock:
+                protocol.write(json.dumps({"run_id": run_id, "event": event}) + "\n")
+
+        def should_stop(run_id=run_id):
+            return run_id in stopped or 0 in stopped
+
         try:
             for index, job in enumerate(map(TrainingJob.from_dict, message["jobs"])):
-                if stop_event.is_set():
+                if should_stop():
                     break
                 send({"type": "job_start", "index": index})
                 send({"type": "status", "message": "loading MNIST"})
                 if job.data_path not in datasets:
                     datasets[job.data_path] = load_mnist(job.data_path)
-                entry = training.train(job, datasets[job.data_path], send, stop_event.is_set)
+                entry = training.train(job, datasets[job.data_path], send, should_stop)
                 send({"type": "saved", "index": index, "meta": entry.meta})
-            send({"type": "finished", "stopped": stop_event.is_set()})
+            send({"type": "finished", "stopped": should_stop()})
         except Exception as error:  # reported to the page, never swallowed
-            send({"type": "error", "message": f"{type(error).__name__}: {error}",
-                  "traceback": traceback.format_exc()})
+            traceback.print_exc()
+            send({"type": "error", "message": f"{type(error).__name__}: {error}"})
+
+
+def _read_requests(requests: queue.Queue, stopped: set[int]) -> None:
+    """Stdin reader: stop requests act at once, even while a job trains; EOF means quit."""
+    for line in sys.stdin:
+        message = json.loads(line)
+        if message["op"] == "stop":
+            stopped.add(message["run_id"])
+        else:
+            requests.put(message)
+    stopped.add(0)
+    requests.put(None)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,103 @@
+"""What to train: the settings of a training job, their defaults, and the quick demo jobs.
+
+Plain dataclasses with no TensorFlow import, so pages and the CLI can build and check
+jobs instantly; ``training.py`` runs them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields, replace
+
+from .data import MnistData
+from .models import CONFIGS, ModelConfig, config_from_dict, config_to_dict, validate
+
+
+@dataclass(frozen=True)
+class TrainingConfig:
+    """How long and on what to train. ``time_budget`` (seconds) stops early if it runs out."""
+
+    epochs: int = 5
+    batch_size: int = 128
+    train_size: int | None = None  # None: every training image not held out for validation
+    time_budget: float | None = None
+    validation_size: int = 5000  # held out of the training set, capped at 10% of it
+    seed: int = 0
+
+    def check(self, available: int | None = None) -> None:
+        """Raise ``ValueError`` with a specific reason for impossible settings."""
+        if not 1 <= self.epochs <= 1000:
+            raise ValueError(f"epochs must be 1-1000, got {self.epochs}")
+        if not 1 <= self.batch_size <= 8192:
+            raise ValueError(f"batch size must be 1-8192, got {self.batch_size}")
+        if self.time_budget is not None and self.time_budget <= 0:
+            raise ValueError(f"time budget must be positive seconds, got {self.time_budget}")
+        too_many = available is not None and (self.train_size or 0) > available
+        if self.train_size is not None and (self.train_size < 100 or too_many):
+            upper = f" and at most {available:,}" if available is not None else ""
+            raise ValueError(
+                f"training-set size must be at least 100{upper} images, got {self.train_size:,}"
+            )
+
+
+@dataclass(frozen=True)
+class TrainingJob:
+    """Everything a worker needs to train and save one model."""
+
+    model: ModelConfig
+    training: TrainingConfig = field(default_factory=TrainingConfig)
+    name: str | None = None
+    data_path: str | None = None
+    models_dir: str | None = None
+
+    @property
+    def kind(self) -> str:
+        return self.model.kind
+
+    def check(self, available: int | None = None) -> None:
+        """Raise ``ValueError`` with a specific reason for impossible hyper-parameters."""
+        validate(self.model)
+        self.training.check(available)
+
+    def to_dict(self) -> dict:
+        return {**asdict(self), "model": config_to_dict(self.model)}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> TrainingJob:
+        return cls(**{**data, "model": config_from_dict(data["model"]),
+                      "training": TrainingConfig(**data["training"])})
+
+
+DEFAULT_TRAINING = {
+    "ann": TrainingConfig(epochs=10, batch_size=128),
+    "cnn": TrainingConfig(epochs=12, batch_size=128),
+}
+
+
+def default_job(kind: str, **overrides) -> TrainingJob:
+    """The default job for ``kind`` ("ann" or "cnn"), with every non-None override applied.
+
+    Overrides may name fields of the model config, of ``TrainingConfig`` or of the job.
+    """
+    parts = {"model": CONFIGS[kind](), "training": DEFAULT_TRAINING[kind]}
+    changes = {name: {} for name in parts} | {"job": {}}
+    for key, value in overrides.items():
+        if value is None:
+            continue
+        part = next((p for p, obj in parts.items() if key in {f.name for f in fields(obj)}), "job")
+        changes[part][key] = value
+    return TrainingJob(replace(parts["model"], **changes["model"]),
+                       replace(parts["training"], **changes["training"]), **changes["job"])
+
+
+def validation_count(data: MnistData, config: TrainingConfig) -> int:
+    """How many training images are held out for validation (at most 10%)."""
+    return min(config.validation_size, len(data.y_train) // 10)
+
+
+QUICK_SECONDS = {"ann": 15, "cnn": 40}  # about a minute for both on two CPU cores
+
+
+def quick_jobs(kinds=("ann", "cnn"), **overrides) -> list[TrainingJob]:
+    """Default models trained on a time budget, so a demo never waits long for a model."""
+    return [default_job(kind, time_budget=QUICK_SECONDS[kind], name=f"{kind}-quick", **overrides)
+            for kind in kinds]

@@ -1,0 +1,105 @@
+"""Train: pick a network and its settings, start, and watch the curves grow live."""
+
+import streamlit as st
+
+import ui
+from mnist_core.charts import training_curves
+from mnist_core.models import ACTIVATIONS, OPTIMIZERS, POOLINGS, parse_layer_sizes
+from mnist_core.jobs import default_job, validation_count
+from mnist_core.worker import TrainingBusy
+
+st.title("Train a network")
+data = ui.mnist()
+ui.data_banner(data)
+service = ui.training_service()
+
+kind = st.segmented_control(
+    "Network", ["ann", "cnn"], default="cnn", key="kind",
+    format_func={"ann": "ANN (dense)", "cnn": "CNN (convolutional)"}.get,
+) or "cnn"
+defaults = default_job(kind)
+model, training = defaults.model, defaults.training
+max_images = len(data.y_train) - validation_count(data, training)
+
+settings, live = st.columns([1, 2], gap="large")
+with settings, st.form("settings"):
+    epochs = st.number_input("Epochs", 1, 200, training.epochs)
+    seconds = st.number_input("Time budget in seconds (0: no limit)", 0, 3600, 0, step=10)
+    train_size = st.slider("Training images", min(1000, max_images), max_images, max_images,
+                           step=500 if max_images > 5000 else 100)
+    batch_size = st.select_slider("Batch size", [16, 32, 64, 128, 256, 512, 1024],
+                                  training.batch_size)
+    optimizer = st.selectbox("Optimizer", OPTIMIZERS, OPTIMIZERS.index(model.optimizer),
+                             format_func={"adam": "Adam", "sgd": "SGD with momentum",
+                                          "rmsprop": "RMSprop"}.get)
+    learning_rate = st.select_slider("Learning rate", [1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 0.1],
+                                     model.learning_rate)
+    if kind == "ann":
+        layers = st.text_input("Hidden layers (units, comma-separated)",
+                               ", ".join(map(str, model.hidden_units)))
+        activation = st.selectbox("Activation", ACTIVATIONS, ACTIVATIONS.index(model.activation))
+        architecture = {"activation": activation}
+    else:
+        layers = st.text_input("Conv filters per block (comma-separated)",
+                               ", ".join(map(str, model.filters)))
+        kernel_size = st.select_slider("Kernel size", [3, 5, 7], model.kernel_size)
+        pooling = st.selectbox("Pooling", POOLINGS, POOLINGS.index(model.pooling))
+        dense_units = st.number_input("Dense units", 8, 1024, model.dense_units, step=8)
+        architecture = {"kernel_size": kernel_size, "pooling": pooling,
+                        "dense_units": dense_units}
+    dropout = st.slider("Dropout", 0.0, 0.8, model.dropout, step=0.05)
+    name = st.text_input("Model name (optional)", placeholder=f"{kind}-DATE-TIME")
+    start = st.form_submit_button("Start training", icon=":material/play_arrow:", type="primary")
+
+if start:
+    try:
+        sizes = parse_layer_sizes(layers)
+        job = default_job(
+            kind, epochs=epochs, time_budget=seconds or None, train_size=train_size,
+            batch_size=batch_size, optimizer=optimizer, learning_rate=learning_rate,
+            dropout=dropout, name=name.strip() or None, data_path=data.reference,
+            **{"hidden_units" if kind == "ann" else "filters": sizes}, **architecture,
+        )
+        job.check()
+        service.start([job])
+    except (ValueError, TrainingBusy) as error:
+        settings.error(f"Cannot start: {error}")
+
+run = service.current
+
+
+# Poll twice a second while a run trains; otherwise now and then, to see others' runs start.
+@st.fragment(run_every=0.5 if run is not None and run.active else 3.0)
+def live_training():
+    run = service.current
+    if run is None:
+        st.info("No training yet on this server: choose the settings above and press Start.")
+        return
+    state = run.snapshot()
+    label = " then ".join(job.kind.upper() for job in run.jobs)
+    st.subheader(f"{label}: {state['status']}")
+    st.progress(run.overall_progress(state), text=state["message"])
+    elapsed, speed, stop = st.columns([1, 1, 1])
+    elapsed.metric("Elapsed", f"{state['elapsed']:.1f} s")
+    speed.metric("Images per second", f"{state['images_per_s']:,.0f}")
+    if state["active"] and stop.button("Stop (keeps the model so far)", icon=":material/stop:"):
+        run.stop()
+    histories = [(job.kind, batches, epochs) for job, batches, epochs
+                 in zip(run.jobs, state["batches"], state["epochs"]) if batches]
+    loss_chart, accuracy_chart = st.columns(2)
+    loss_chart.plotly_chart(training_curves(histories, "loss"), key="loss_curves")
+    accuracy_chart.plotly_chart(training_curves(histories, "accuracy"), key="accuracy_curves")
+    for meta in state["saved"]:
+        stopped = " (stopped early)" if meta["stopped"] else ""
+        st.success(f"{meta['kind'].upper()} saved as **{meta['name']}**{stopped}: "
+                   f"test accuracy **{meta['test_accuracy']:.2%}** after {meta['epochs']:g} "
+                   f"epochs in {meta['train_seconds']:.0f} s.")
+    if state["status"] == "failed":
+        st.error(f"Training failed: {state['error']}")
+    if state["saved"] and not state["active"]:
+        st.page_link("pages/draw.py", label="Draw a digit and try it", icon=":material/draw:")
+    ui.rerun_when_run_changes(run, state)
+
+
+with live:
+    live_training()

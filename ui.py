@@ -1,0 +1,72 @@
+"""Streamlit glue shared by the pages: server-wide resources and a few repeated widgets.
+
+Resources cached with ``st.cache_resource`` are shared by every session of the server
+(the data, the trained models, the one training worker); per-user choices live in
+``st.session_state``.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import streamlit as st
+
+from mnist_core.data import DataError, MnistData, load_mnist
+from mnist_core.registry import ModelEntry, ModelRegistry
+from mnist_core.worker import TrainingService
+
+
+@st.cache_resource(show_spinner="Looking for MNIST...")
+def _load_data() -> MnistData:
+    with warnings.catch_warnings(record=True):  # kept in MnistData.notes, shown below
+        return load_mnist()
+
+
+def mnist() -> MnistData:
+    """The data set, or a clear error on the page (and the page stops) if it is broken."""
+    try:
+        return _load_data()
+    except DataError as error:
+        st.error(f"MNIST could not be loaded: {error}")
+        st.stop()
+
+
+@st.cache_resource(show_spinner="Starting the training process...")
+def training_service() -> TrainingService:
+    """The server's one training worker, warmed up at first use."""
+    return TrainingService()
+
+
+def registry() -> ModelRegistry:
+    return ModelRegistry()
+
+
+@st.cache_resource(max_entries=16, show_spinner="Loading model...")
+def _load_model(name: str, modified: float):
+    return registry().load(registry().get(name))
+
+
+def load_model(entry: ModelEntry):
+    """The Keras model of ``entry``, loaded once per file version for all sessions."""
+    return _load_model(entry.name, entry.model_path.stat().st_mtime)
+
+
+def data_banner(data: MnistData) -> None:
+    """Say plainly when the app runs on the small offline sample."""
+    if data.is_sample:
+        st.warning(f"Running on {data.description}", icon=":material/warning:")
+    for note in data.notes:
+        st.caption(note)
+
+
+def rerun_when_run_changes(run, state: dict) -> None:
+    """From a polling fragment: rerun the whole page when a run starts or ends.
+
+    A fragment's polling rate is fixed when the page runs, and a finished run brings
+    new models that the rest of the page must list.
+    """
+    now = (run.id, state["active"])
+    before = st.session_state.get("watched_run")
+    st.session_state["watched_run"] = now
+    if before is not None and before != now:
+        st.rerun()
