@@ -48,7 +48,6 @@ def main(argv: list[str] | None = None) -> int:
 
 def _train(args) -> int:
     from .jobs import default_job
-    from .training import train
 
     job = default_job(args.model, epochs=args.epochs, time_budget=args.seconds,
                       batch_size=args.batch_size, train_size=args.train_size,
@@ -58,6 +57,8 @@ def _train(args) -> int:
     with warnings.catch_warnings(record=True):
         data = load_mnist(args.data)
     print(f"data: {data.description}", file=sys.stderr)
+    from .training import train  # TensorFlow: imported only once the arguments are sound
+
     stop = _stop_on_first_ctrl_c()
     entry = train(job, data, on_event=_progress_bar, should_stop=stop)
     meta = entry.meta

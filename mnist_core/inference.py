@@ -6,13 +6,15 @@ the model directly on one image costs a few milliseconds.
 
 from __future__ import annotations
 
+import keras
 import numpy as np
 
 
 def predict_digit(models: dict, image: np.ndarray) -> dict[str, np.ndarray]:
     """Ten probabilities per model for one 28x28 image in [0, 1], keyed like ``models``."""
     batch = np.asarray(image, dtype=np.float32).reshape(1, 28, 28, 1)
-    return {key: np.asarray(model(batch, training=False))[0] for key, model in models.items()}
+    return {key: keras.ops.convert_to_numpy(model(batch, training=False))[0]
+            for key, model in models.items()}
 
 
 def top_k(probabilities: np.ndarray, k: int = 3) -> list[tuple[int, float]]:

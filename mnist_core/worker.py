@@ -157,9 +157,12 @@ class TrainingService:
 
     def _ensure_worker(self) -> None:
         if self._process is None or self._process.poll() is not None:
+            package_root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+            path = os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH")]))
             self._process = subprocess.Popen(
                 [sys.executable, "-m", "mnist_core.worker"],
                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1,
+                env={**os.environ, "PYTHONPATH": path},
             )
             threading.Thread(target=self._listen, args=(self._process,),
                              name="training-listener", daemon=True).start()

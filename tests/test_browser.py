@@ -1,0 +1,158 @@
+"""The real thing: `streamlit run app.py`, headless Chromium, mouse strokes on the canvas."""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from conftest import ROOT
+from strokes import DIGITS
+
+playwright = pytest.importorskip("playwright.sync_api")
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+SCREENSHOTS = Path(os.environ.get("SCREENSHOT_DIR", ROOT / "tests" / "screenshots"))
+
+pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="needs Debian's chromium")
+
+
+@pytest.fixture(scope="module")
+def models_dir(tmp_path_factory, mnist):
+    """A decent ANN and CNN, trained quickly on real digits, as a user would have."""
+    from mnist_core.jobs import default_job
+    from mnist_core.training import train
+
+    directory = tmp_path_factory.mktemp("models")
+    size = min(10_000, len(mnist.y_train) - len(mnist.y_train) // 10)
+    for kind in ("ann", "cnn"):
+        train(default_job(kind, epochs=3, train_size=size, models_dir=str(directory)), mnist)
+    return directory
+
+
+@pytest.fixture(scope="module")
+def server(models_dir, mnist):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {**os.environ, "MNIST_MODELS_DIR": str(models_dir),
+           "MNIST_DATA": os.environ.get("MNIST_DATA") or "sample"}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
+         "--server.port", str(port), "--server.fileWatcherType", "none"],
+        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            if urllib.request.urlopen(f"{url}/_stcore/health", timeout=2).read() == b"ok":
+                break
+        except OSError:
+            time.sleep(0.3)
+    else:
+        process.kill()
+        pytest.fail("streamlit did not start within 60 s")
+    yield url
+    process.terminate()
+    process.wait(timeout=30)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with playwright.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(browser):
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    yield page
+    page.close()
+
+
+def canvas_of(page):
+    canvas = page.locator("[data-testid=stBidiComponentIsolated] canvas.upper-canvas")
+    canvas.wait_for(state="visible", timeout=60_000)
+    return canvas
+
+
+def draw(page, strokes) -> None:
+    """Real mouse strokes; the canvas sends its image after each mouse-up (200 ms debounce)."""
+    box = canvas_of(page).bounding_box()
+    for stroke in strokes:
+        points = [(box["x"] + x * box["width"], box["y"] + y * box["height"]) for x, y in stroke]
+        page.mouse.move(*points[0])
+        page.mouse.down()
+        for point in points[1:]:
+            page.mouse.move(*point, steps=3)
+        page.mouse.up()
+
+
+def predictions(page, timeout=20) -> dict[str, int]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        text = page.locator("[data-testid=stMain]").inner_text()
+        found = dict(re.findall(r"\b(ANN|CNN) predicts (\d)\b", text))
+        if len(found) == 2:
+            return {kind: int(digit) for kind, digit in found.items()}
+        page.wait_for_timeout(100)
+    raise AssertionError(f"no predictions shown; page says:\n{text[:2000]}")
+
+
+def clear(page) -> None:
+    page.get_by_role("button", name="Clear").click()
+    page.get_by_text("Draw a digit on the black square").wait_for(timeout=20_000)
+
+
+def test_drawing_every_digit_shows_both_predictions(server, page):
+    page.goto(f"{server}/draw")
+    page.get_by_text("ANN: waiting for a drawing").wait_for(timeout=60_000)
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    read = {}
+    for digit, strokes in DIGITS.items():
+        draw(page, strokes)
+        read[digit] = predictions(page)
+        if digit == 7:
+            page.screenshot(path=str(SCREENSHOTS / "draw.png"), full_page=True)
+        clear(page)
+    cnn_right = sum(read[d]["cnn"] == d for d in DIGITS)
+    ann_right = sum(read[d]["ann"] == d for d in DIGITS)
+    assert cnn_right >= 8 and ann_right >= 6, read
+
+
+def test_blank_canvas_gives_no_prediction_and_a_hint(server, page):
+    page.goto(f"{server}/draw")
+    page.get_by_text("CNN: waiting for a drawing").wait_for(timeout=60_000)
+    assert page.get_by_text(re.compile(r"(ANN|CNN) predicts")).count() == 0
+    assert page.get_by_text("Draw a digit on the black square").is_visible()
+
+
+def test_training_in_the_browser_live_and_stop(server, page):
+    page.goto(f"{server}/train")
+    page.get_by_role("button", name="Start training").wait_for(timeout=60_000)
+    page.get_by_text("ANN (dense)").click()
+    page.get_by_label("Epochs").fill("50")
+    page.get_by_role("button", name="Start training").click()
+    elapsed = page.get_by_test_id("stMetricValue").first
+    elapsed.wait_for(timeout=60_000)
+    seen = set()
+    deadline = time.monotonic() + 30
+    while len(seen) < 4 and time.monotonic() < deadline:  # the numbers move on their own
+        seen.add(elapsed.inner_text())
+        page.wait_for_timeout(300)
+    assert len(seen) >= 4, f"elapsed time did not update live: {seen}"
+    page.screenshot(path=str(SCREENSHOTS / "train.png"), full_page=True)
+    page.get_by_role("button", name=re.compile("Stop")).click()
+    page.get_by_text("stopped early").wait_for(timeout=60_000)
+    assert "test accuracy" in page.get_by_text("stopped early").inner_text()

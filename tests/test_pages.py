@@ -1,0 +1,110 @@
+"""Page logic through Streamlit's AppTest (the canvas itself is tested in a real browser)."""
+
+import time
+
+import pytest
+import streamlit as st
+from streamlit.testing.v1 import AppTest
+
+from conftest import ROOT
+from mnist_core.jobs import TrainingConfig, TrainingJob
+from mnist_core.models import AnnConfig, CnnConfig
+from mnist_core.training import train
+
+APP = str(ROOT / "app.py")
+
+
+@pytest.fixture(autouse=True)
+def fresh_caches(monkeypatch):
+    monkeypatch.setenv("MNIST_DATA", "sample")
+    st.cache_resource.clear()  # the data and models are cached per server process
+    yield
+    st.cache_resource.clear()
+
+
+def open_page(page=None) -> AppTest:
+    app = AppTest.from_file(APP, default_timeout=60)
+    app.run()
+    if page:
+        app.switch_page(page).run()
+    assert not app.exception, app.exception
+    return app
+
+
+def texts(app) -> str:
+    parts = [e.value for kind in ("markdown", "info", "warning", "error", "success", "caption")
+             for e in getattr(app, kind)]
+    return "\n".join(str(p) for p in parts)
+
+
+def test_home_says_where_the_data_came_from():
+    app = open_page()
+    assert app.title[0].value.startswith("MNIST live")
+    assert "offline MNIST sample" in app.warning[0].value
+    assert "4,000 training and 1,000 test digits" in texts(app)
+    assert "MNIST_DATA" in app.warning[0].value  # how to get the full set
+
+
+def test_train_page_refuses_bad_layer_sizes():
+    app = open_page("pages/train.py")
+    layers = next(t for t in app.text_input if t.label.startswith("Conv filters"))
+    layers.set_value("32, lots")
+    app.button[0].click()  # the form's submit button
+    app.run()
+    assert "Cannot start: layer sizes must be whole numbers" in texts(app)
+
+
+def test_train_page_trains_and_shows_the_result():
+    app = open_page("pages/train.py")
+    app.segmented_control[0].set_value("ann").run()
+    next(t for t in app.text_input if t.label.startswith("Hidden layers")).set_value("32")
+    next(n for n in app.number_input if n.label == "Epochs").set_value(1)
+    next(s for s in app.slider if s.label == "Training images").set_value(1000)
+    next(b for b in app.button if b.label == "Start training").click()
+    app.run()
+    deadline = time.monotonic() + 120
+    while "saved as" not in texts(app) and time.monotonic() < deadline:
+        time.sleep(1)
+        app.run()
+    assert "ANN saved as" in texts(app) and "test accuracy" in texts(app)
+    assert len(app.get("plotly_chart")) == 2
+
+
+def test_draw_page_without_models_offers_quick_training():
+    app = open_page("pages/draw.py")
+    assert "No ANN and CNN model yet" in texts(app)
+    assert any(b.label == "Train quick ANN and CNN models" for b in app.button)
+
+
+@pytest.fixture
+def saved_models(small_mnist_sample, tmp_path, monkeypatch):
+    models_dir = tmp_path / "models"
+    for config in (AnnConfig(hidden_units=(32,)), CnnConfig(filters=(8,), dense_units=16)):
+        job = TrainingJob(config, TrainingConfig(epochs=1), models_dir=str(models_dir))
+        train(job, small_mnist_sample)
+    monkeypatch.setenv("MNIST_MODELS_DIR", str(models_dir))
+    return models_dir
+
+
+@pytest.fixture(scope="module")
+def small_mnist_sample():
+    from mnist_core.data import load_mnist
+    return load_mnist("sample")
+
+
+def test_draw_page_lists_models_and_waits_for_a_drawing(saved_models):
+    app = open_page("pages/draw.py")
+    labels = [s.label for s in app.selectbox]
+    assert labels == ["ANN model", "CNN model"]
+    assert app.selectbox[0].value.startswith("ann-") and app.selectbox[1].value.startswith("cnn-")
+    headers = " ".join(h.value for h in app.subheader)
+    assert "ANN: waiting for a drawing" in headers and "CNN: waiting for a drawing" in headers
+    assert "Draw a digit on the black square" in texts(app)
+
+
+def test_draw_page_reports_a_corrupt_model_and_keeps_the_other(saved_models):
+    cnn = next(saved_models.glob("cnn-*.keras"))
+    cnn.write_bytes(b"not a keras archive")
+    app = open_page("pages/draw.py")
+    assert "This model cannot be used" in texts(app) and cnn.name in texts(app)
+    assert "ANN: waiting for a drawing" in " ".join(h.value for h in app.subheader)

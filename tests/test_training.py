@@ -1,0 +1,150 @@
+import json
+import subprocess
+import sys
+import time
+
+import pytest
+
+from conftest import ROOT
+from mnist_core.jobs import TrainingConfig, TrainingJob, default_job, quick_jobs
+from mnist_core.models import AnnConfig, CnnConfig
+from mnist_core.registry import ModelRegistry
+from mnist_core.training import train
+from mnist_core.worker import TrainingBusy, TrainingService
+
+TINY_ANN = AnnConfig(hidden_units=(64,))
+TINY_CNN = CnnConfig(filters=(8, 16), dense_units=32)
+
+
+def tiny_job(tmp_path, model=TINY_ANN, **training):
+    settings = {"epochs": 1, "batch_size": 64, **training}
+    return TrainingJob(model, TrainingConfig(**settings), models_dir=str(tmp_path / "models"))
+
+
+def test_train_learns_saves_and_reports(tmp_path, small_mnist):
+    events = []
+    entry = train(tiny_job(tmp_path, epochs=2), small_mnist, on_event=events.append)
+    meta = entry.meta
+    assert meta["test_accuracy"] > 0.6  # far above chance (0.1) after 2 quick epochs
+    assert meta["epochs"] == 2 and not meta["stopped"]
+    assert meta["data"]["train_images"] + 150 == len(small_mnist.y_train)  # 10% held out
+    epochs = [e for e in events if e["type"] == "epoch"]
+    assert [e["epoch"] for e in epochs] == [1, 2]
+    assert {"loss", "accuracy", "val_loss", "val_accuracy", "elapsed", "images_per_s"} <= set(epochs[0])
+    assert epochs[-1]["progress"] == pytest.approx(1.0)
+    assert meta["history"]["epoch"] == epochs
+    saved = ModelRegistry(tmp_path / "models").get(entry.name)
+    assert saved.meta["test_accuracy"] == meta["test_accuracy"]
+
+
+def test_cnn_trains_too(tmp_path, small_mnist):
+    entry = train(tiny_job(tmp_path, TINY_CNN), small_mnist)
+    assert entry.kind == "cnn" and entry.meta["test_accuracy"] > 0.3
+
+
+def test_should_stop_keeps_the_model_so_far(tmp_path, small_mnist):
+    events = []
+    entry = train(tiny_job(tmp_path, epochs=5, batch_size=32), small_mnist,
+                  on_event=events.append, should_stop=lambda: len(events) >= 3)
+    assert entry.meta["stopped"] and entry.meta["stopped_by"] == "user"
+    assert entry.meta["epochs"] < 5
+    assert entry.model_path.is_file()
+
+
+def test_time_budget_stops_training(tmp_path, small_mnist):
+    started = time.perf_counter()
+    entry = train(tiny_job(tmp_path, TINY_CNN, epochs=500, time_budget=2.0), small_mnist)
+    assert entry.meta["stopped_by"] == "time budget"
+    assert entry.meta["train_seconds"] < 10 and time.perf_counter() - started < 30
+
+
+def test_impossible_settings_are_refused_before_training(tmp_path, small_mnist):
+    with pytest.raises(ValueError, match="training-set size must be at least 100 and at most"):
+        train(tiny_job(tmp_path, train_size=10**6), small_mnist)
+    with pytest.raises(ValueError, match="batch size"):
+        tiny_job(tmp_path, batch_size=0).check()
+
+
+def test_default_job_applies_overrides_to_the_right_part():
+    job = default_job("cnn", epochs=3, filters=(4,), name="x", learning_rate=None)
+    assert job.training.epochs == 3 and job.model.filters == (4,) and job.name == "x"
+    assert job.model.learning_rate == CnnConfig().learning_rate
+    assert TrainingJob.from_dict(json.loads(json.dumps(job.to_dict()))) == job
+    assert [j.kind for j in quick_jobs(["cnn"])] == ["cnn"]
+    assert all(j.training.time_budget for j in quick_jobs())
+
+
+# --- the worker process, as the app uses it ------------------------------------------------
+
+@pytest.fixture
+def service():
+    service = TrainingService()
+    yield service
+    service.shutdown()
+
+
+def wait(run, timeout=120):
+    deadline = time.monotonic() + timeout
+    while run.active and time.monotonic() < deadline:
+        time.sleep(0.2)
+    return run.snapshot()
+
+
+def test_service_trains_two_jobs_and_reports_progress(service, tmp_path):
+    jobs = [TrainingJob(TINY_ANN, TrainingConfig(epochs=2, train_size=500), data_path="sample",
+                        models_dir=str(tmp_path)),
+            TrainingJob(TINY_CNN, TrainingConfig(epochs=1, train_size=500), data_path="sample",
+                        models_dir=str(tmp_path), name="my-cnn")]
+    run = service.start(jobs)
+    with pytest.raises(TrainingBusy, match=r"busy: (ANN|CNN)( 'my-cnn')? is training, \d+% done"):
+        service.start(jobs)
+    state = wait(run)
+    assert state["status"] == "finished", state["error"]
+    assert [m["kind"] for m in state["saved"]] == ["ann", "cnn"]
+    assert state["saved"][1]["name"] == "my-cnn"
+    assert [len(e) for e in state["epochs"]] == [2, 1]
+    assert all(state["batches"])
+    assert run.overall_progress(state) == 1.0
+    assert {e.name for e in ModelRegistry(tmp_path).entries()} == {m["name"] for m in state["saved"]}
+    again = service.start(jobs[:1])  # not busy any more
+    assert wait(again)["status"] == "finished"
+
+
+def test_stop_ends_after_the_current_batch_and_saves(service, tmp_path):
+    job = TrainingJob(TINY_CNN, TrainingConfig(epochs=50, batch_size=16), data_path="sample",
+                      models_dir=str(tmp_path))
+    run = service.start([job])
+    while not run.snapshot()["batches"][0]:
+        time.sleep(0.1)
+    run.stop()
+    state = wait(run, timeout=60)
+    assert state["status"] == "stopped"
+    assert state["saved"][0]["stopped"] and state["saved"][0]["epochs"] < 50
+
+
+def test_errors_in_the_worker_are_shown_not_swallowed(service, tmp_path):
+    job = TrainingJob(TINY_ANN, TrainingConfig(epochs=1), data_path=str(tmp_path / "missing.npz"))
+    state = wait(service.start([job]))
+    assert state["status"] == "failed"
+    assert "missing.npz: no such file" in state["error"]
+
+
+def test_a_dead_worker_is_reported_and_replaced(service, tmp_path):
+    job = TrainingJob(TINY_CNN, TrainingConfig(epochs=50, batch_size=16), data_path="sample",
+                      models_dir=str(tmp_path))
+    run = service.start([job])
+    while not run.snapshot()["batches"][0]:
+        time.sleep(0.1)
+    service._process.kill()
+    state = wait(run, timeout=30)
+    assert state["status"] == "failed" and "training process died" in state["error"]
+    quick = TrainingJob(TINY_ANN, TrainingConfig(epochs=1, train_size=200), data_path="sample",
+                        models_dir=str(tmp_path))
+    assert wait(service.start([quick]))["status"] == "finished"
+
+
+def test_worker_exits_when_the_server_goes_away(tmp_path):
+    worker = subprocess.Popen([sys.executable, "-m", "mnist_core.worker"], cwd=ROOT,
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    worker.stdin.close()
+    assert worker.wait(timeout=60) == 0
