@@ -10,10 +10,26 @@ from __future__ import annotations
 import warnings
 
 import streamlit as st
+from streamlit.runtime.pages_manager import PagesManager
 
 from mnist_core.data import DataError, MnistData, load_mnist
 from mnist_core.registry import ModelEntry, ModelRegistry
 from mnist_core.worker import TrainingService
+
+
+def _run_through_app_navigation() -> None:
+    """Make a fresh server whose first visitor opens ``/draw`` run app.py, not the page alone.
+
+    Streamlit sees the ``pages/`` folder and, until some run reaches ``st.navigation``,
+    runs page files on their own (old-style multipage: no layout, file names in the
+    sidebar). Rerunning with that mode off sends this visit through app.py.
+    """
+    if PagesManager.uses_pages_directory:
+        PagesManager.uses_pages_directory = False
+        st.rerun()
+
+
+_run_through_app_navigation()
 
 
 @st.cache_resource(show_spinner="Looking for MNIST...")
@@ -57,6 +73,15 @@ def data_banner(data: MnistData) -> None:
         st.warning(f"Running on {data.description}", icon=":material/warning:")
     for note in data.notes:
         st.caption(note)
+
+
+def canvas_key() -> str:
+    """The canvas widget's key: a new key is a new, empty canvas."""
+    return f"canvas-{st.session_state.setdefault('canvas_version', 0)}"
+
+
+def clear_canvas() -> None:
+    st.session_state["canvas_version"] = st.session_state.get("canvas_version", 0) + 1
 
 
 def rerun_when_run_changes(run, state: dict) -> None:

@@ -6,6 +6,7 @@ The CLI calls ``train`` directly; the app calls it inside a worker process (see
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import asdict
 from typing import Callable
@@ -19,6 +20,7 @@ from .models import build_model, config_to_dict
 from .registry import ModelEntry, ModelRegistry
 
 REPORT_EVERY_SECONDS = 0.25  # how often batch-level progress is sent (the UI polls ~2x/s)
+WARMUP = 0.2  # share of a one-cycle run spent raising the learning rate to its peak
 
 
 def split_data(data: MnistData, config: TrainingConfig):
@@ -42,11 +44,13 @@ def train(
     data: MnistData,
     on_event: Callable[[dict], None] = lambda event: None,
     should_stop: Callable[[], bool] = lambda: False,
+    callbacks: list = (),
 ) -> ModelEntry:
     """Train ``job`` on ``data``, evaluate on the test set, save, and return the entry.
 
     ``should_stop`` is checked after every batch; when it turns true the model trained
-    so far is evaluated and saved, marked as stopped.
+    so far is evaluated and saved, marked as stopped. ``callbacks`` are extra Keras
+    callbacks (a benchmark's stopwatch, say).
     """
     config = job.training
     (x_train, y_train), validation = split_data(data, config)
@@ -54,11 +58,14 @@ def train(
     model = build_model(job.model)
     on_event({"type": "status", "message": f"training {job.kind.upper()} on {len(y_train):,} images"})
     progress = ProgressCallback(len(y_train), config, on_event, should_stop)
+    callbacks = [progress, *callbacks]
+    if job.model.schedule == "one-cycle":
+        callbacks.append(OneCycleSchedule(job.model.learning_rate, progress.fraction_done))
     started = time.perf_counter()
     model.fit(
         x_train, y_train,
         batch_size=config.batch_size, epochs=config.epochs,
-        validation_data=validation, callbacks=[progress], verbose=0,
+        validation_data=validation, callbacks=callbacks, verbose=0,
     )
     train_seconds = time.perf_counter() - started
     on_event({"type": "status", "message": "evaluating on the test set"})
@@ -102,6 +109,13 @@ class ProgressCallback(keras.callbacks.Callback):
     def on_epoch_begin(self, epoch, logs=None):
         self.epoch = epoch + 1
 
+    def fraction_done(self) -> float:
+        """Steps done over steps planned, or time used over the time budget if further."""
+        done = self.step / self.total_steps
+        if self.time_budget:
+            done = max(done, (time.perf_counter() - self.started) / self.time_budget)
+        return min(done, 1.0)
+
     def on_train_batch_end(self, batch, logs=None):
         self.step += 1
         self.seen = (self.epoch - 1) * self.n_train + min((batch + 1) * self.batch_size, self.n_train)
@@ -121,15 +135,34 @@ class ProgressCallback(keras.callbacks.Callback):
 
     def _report(self, kind, logs, now):
         elapsed = now - self.started
-        progress = self.step / self.total_steps
-        if self.time_budget:
-            progress = max(progress, elapsed / self.time_budget)
         event = {
             "type": kind, "epoch": self.epoch, "step": self.step,
             "epochs_seen": self.seen / self.n_train,  # x axis of the curves
-            "progress": min(progress, 1.0), "elapsed": round(elapsed, 3),
+            "progress": self.fraction_done(), "elapsed": round(elapsed, 3),
             "images_per_s": self.seen / max(elapsed, 1e-9),
             **{key: float(value) for key, value in (logs or {}).items()},
         }
         self.history[kind].append(event)
         self.on_event(event)
+
+
+class OneCycleSchedule(keras.callbacks.Callback):
+    """Warm the learning rate up to its peak, then anneal it to zero by the end of the run.
+
+    The end is whichever comes first, the last epoch or the time budget, so a run told
+    "30 seconds" still finishes with small, careful steps. Fast and accurate in few epochs.
+    """
+
+    def __init__(self, peak: float, fraction_done: Callable[[], float]):
+        super().__init__()
+        self.peak, self.fraction_done = peak, fraction_done
+
+    def on_train_batch_begin(self, batch, logs=None):
+        self.model.optimizer.learning_rate.assign(one_cycle(self.fraction_done(), self.peak))
+
+
+def one_cycle(done: float, peak: float) -> float:
+    """Learning rate after ``done`` (0-1) of the run: linear warm-up, then half a cosine."""
+    if done < WARMUP:
+        return peak * (0.1 + 0.9 * done / WARMUP)
+    return peak * 0.5 * (1 + math.cos(math.pi * (done - WARMUP) / (1 - WARMUP)))

@@ -129,6 +129,10 @@ class TrainingService:
         """The latest run, active or finished (``None`` before the first)."""
         return self._run
 
+    @property
+    def worker_pid(self) -> int:
+        return self._process.pid
+
     def start(self, jobs: list[TrainingJob]) -> TrainingRun:
         """Send ``jobs`` to the worker, or raise ``TrainingBusy`` if a run is training."""
         with self._lock:

@@ -54,11 +54,9 @@ with canvas_column:
     canvas = st_canvas(
         stroke_width=brush, stroke_color="#FFFFFF", background_color="#000000",
         height=336, width=336, drawing_mode="freedraw", return_image_data=True,
-        key=f"canvas-{st.session_state.get('canvas_version', 0)}",
+        key=ui.canvas_key(),
     )
-    if st.button("Clear", icon=":material/delete:"):
-        st.session_state["canvas_version"] = st.session_state.get("canvas_version", 0) + 1
-        st.rerun()
+    st.button("Clear", icon=":material/delete:", on_click=ui.clear_canvas)
     st.caption("Undo, redo and reset are on the canvas toolbar (hover over the canvas).")
 
 drawing = None if canvas.image_data is None else preprocess_canvas(canvas.image_data)

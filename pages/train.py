@@ -4,7 +4,7 @@ import streamlit as st
 
 import ui
 from mnist_core.charts import training_curves
-from mnist_core.models import ACTIVATIONS, OPTIMIZERS, POOLINGS, parse_layer_sizes
+from mnist_core.models import ACTIVATIONS, OPTIMIZERS, POOLINGS, SCHEDULES, parse_layer_sizes
 from mnist_core.jobs import default_job, validation_count
 from mnist_core.worker import TrainingBusy
 
@@ -34,6 +34,11 @@ with settings, st.form("settings"):
                                           "rmsprop": "RMSprop"}.get)
     learning_rate = st.select_slider("Learning rate", [1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 0.1],
                                      model.learning_rate)
+    schedule = st.selectbox(
+        "Learning-rate schedule", SCHEDULES, SCHEDULES.index(model.schedule),
+        format_func={"one-cycle": "One cycle (warm up, then anneal)", "constant": "Constant"}.get,
+        help="One cycle raises the rate to the value above, then lowers it to zero by the "
+             "end of the run (last epoch or time budget): fewer epochs for the same accuracy.")
     if kind == "ann":
         layers = st.text_input("Hidden layers (units, comma-separated)",
                                ", ".join(map(str, model.hidden_units)))
@@ -44,10 +49,15 @@ with settings, st.form("settings"):
                                ", ".join(map(str, model.filters)))
         kernel_size = st.select_slider("Kernel size", [3, 5, 7], model.kernel_size)
         pooling = st.selectbox("Pooling", POOLINGS, POOLINGS.index(model.pooling))
-        dense_units = st.number_input("Dense units", 8, 1024, model.dense_units, step=8)
+        batch_norm = st.checkbox("Batch normalisation", model.batch_norm,
+                                 help="Normalise each conv layer's output: trains faster.")
+        dense_units = st.number_input("Dense units before the output (0: none)", 0, 1024,
+                                      model.dense_units, step=32)
         architecture = {"kernel_size": kernel_size, "pooling": pooling,
-                        "dense_units": dense_units}
+                        "batch_norm": batch_norm, "dense_units": dense_units}
     dropout = st.slider("Dropout", 0.0, 0.8, model.dropout, step=0.05)
+    augment = st.checkbox("Augment: random shifts, turns and zooms", model.augment,
+                          help="Helps with hand-drawn digits; each epoch takes a little longer.")
     name = st.text_input("Model name (optional)", placeholder=f"{kind}-DATE-TIME")
     start = st.form_submit_button("Start training", icon=":material/play_arrow:", type="primary")
 
@@ -57,7 +67,7 @@ if start:
         job = default_job(
             kind, epochs=epochs, time_budget=seconds or None, train_size=train_size,
             batch_size=batch_size, optimizer=optimizer, learning_rate=learning_rate,
-            dropout=dropout, name=name.strip() or None, data_path=data.reference,
+            schedule=schedule, dropout=dropout, augment=augment, name=name.strip() or None, data_path=data.reference,
             **{"hidden_units" if kind == "ann" else "filters": sizes}, **architecture,
         )
         job.check()
@@ -82,7 +92,8 @@ def live_training():
     elapsed, speed, stop = st.columns([1, 1, 1])
     elapsed.metric("Elapsed", f"{state['elapsed']:.1f} s")
     speed.metric("Images per second", f"{state['images_per_s']:,.0f}")
-    if state["active"] and stop.button("Stop (keeps the model so far)", icon=":material/stop:"):
+    if state["active"] and stop.button("Stop", icon=":material/stop:",
+                                       help="Stops after this batch and keeps the model so far."):
         run.stop()
     histories = [(job.kind, batches, epochs) for job, batches, epochs
                  in zip(run.jobs, state["batches"], state["epochs"]) if batches]

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+DATA = os.environ.get("MNIST_DATA") or "sample"  # read once: tests of the loader unset it
 sys.path.insert(0, str(ROOT))
 
 from mnist_core.data import MnistData, load_mnist, stratified_subset  # noqa: E402
@@ -22,12 +23,13 @@ def isolated_dirs(tmp_path, monkeypatch):
     """Never touch the user's Keras cache or models directory."""
     monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras-home"))
     monkeypatch.setenv("MNIST_MODELS_DIR", str(tmp_path / "models"))
+    monkeypatch.delenv("MNIST_DATA", raising=False)
 
 
 @pytest.fixture(scope="session")
 def mnist() -> MnistData:
     """The real digits: full MNIST if MNIST_DATA is set, else the offline sample."""
-    return load_mnist(os.environ.get("MNIST_DATA") or "sample")
+    return load_mnist(DATA)
 
 
 @pytest.fixture(scope="session")

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT
+from conftest import DATA, ROOT
 from strokes import DIGITS
 
 playwright = pytest.importorskip("playwright.sync_api")
@@ -44,7 +44,7 @@ def server(models_dir, mnist):
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     env = {**os.environ, "MNIST_MODELS_DIR": str(models_dir),
-           "MNIST_DATA": os.environ.get("MNIST_DATA") or "sample"}
+           "MNIST_DATA": DATA}
     process = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
          "--server.port", str(port), "--server.fileWatcherType", "none"],
@@ -81,10 +81,19 @@ def page(browser):
     page.close()
 
 
-def canvas_of(page):
-    canvas = page.locator("[data-testid=stBidiComponentIsolated] canvas.upper-canvas")
-    canvas.wait_for(state="visible", timeout=60_000)
+def canvas_of(page, key: str = "canvas-"):
+    """The canvas the page shows now (after Clear, the old one lingers a moment)."""
+    canvas = page.locator(f"[class*=st-key-{key}] canvas.upper-canvas")
+    canvas.last.wait_for(state="visible", timeout=60_000)
+    while page.locator("[class*=st-key-canvas-] canvas.upper-canvas").count() != 1:
+        page.wait_for_timeout(50)
     return canvas
+
+
+def settle(page) -> None:
+    """Wait until the script has finished running and the canvas has had a moment to mount."""
+    page.locator("[data-testid=stStatusWidget]").wait_for(state="detached", timeout=60_000)
+    page.wait_for_timeout(500)
 
 
 def draw(page, strokes) -> None:
@@ -111,14 +120,21 @@ def predictions(page, timeout=20) -> dict[str, int]:
 
 
 def clear(page) -> None:
+    """Press Clear and wait for the new, empty canvas (its key counts up)."""
+    key = re.search(r"st-key-canvas-(\d+)", page.locator("[class*=st-key-canvas-]").get_attribute("class"))
     page.get_by_role("button", name="Clear").click()
     page.get_by_text("Draw a digit on the black square").wait_for(timeout=20_000)
+    canvas_of(page, f"canvas-{int(key[1]) + 1}")
 
 
 def test_drawing_every_digit_shows_both_predictions(server, page):
     page.goto(f"{server}/draw")
     page.get_by_text("ANN: waiting for a drawing").wait_for(timeout=60_000)
+    # A fresh server's first visit is this URL: it must still go through app.py's navigation.
+    navigation = page.get_by_test_id("stSidebarNav").inner_text().split()
+    assert {"Home", "Train", "Draw"} <= set(navigation) and "app" not in navigation, navigation
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    settle(page)
     read = {}
     for digit, strokes in DIGITS.items():
         draw(page, strokes)
@@ -126,8 +142,8 @@ def test_drawing_every_digit_shows_both_predictions(server, page):
         if digit == 7:
             page.screenshot(path=str(SCREENSHOTS / "draw.png"), full_page=True)
         clear(page)
-    cnn_right = sum(read[d]["cnn"] == d for d in DIGITS)
-    ann_right = sum(read[d]["ann"] == d for d in DIGITS)
+    cnn_right = sum(read[d]["CNN"] == d for d in DIGITS)
+    ann_right = sum(read[d]["ANN"] == d for d in DIGITS)
     assert cnn_right >= 8 and ann_right >= 6, read
 
 
@@ -142,6 +158,7 @@ def test_training_in_the_browser_live_and_stop(server, page):
     page.goto(f"{server}/train")
     page.get_by_role("button", name="Start training").wait_for(timeout=60_000)
     page.get_by_text("ANN (dense)").click()
+    playwright.expect(page.get_by_label("Epochs")).to_have_count(1)  # the CNN form has gone
     page.get_by_label("Epochs").fill("50")
     page.get_by_role("button", name="Start training").click()
     elapsed = page.get_by_test_id("stMetricValue").first

@@ -1,6 +1,7 @@
 import numpy as np
 import pytest
 
+from mnist_core.inference import predict_digit
 from mnist_core.models import (
     AnnConfig, CnnConfig, build_model, config_from_dict, config_to_dict, parse_layer_sizes,
 )
@@ -16,6 +17,27 @@ def test_ann_is_dense_only():
     assert "Conv2D" not in types and types.count("Dense") == 3
     assert [layer.units for layer in model.layers if type(layer).__name__ == "Dense"] == [64, 32, 10]
     assert model.output_shape == (None, 10)
+
+
+def test_cnn_batch_norm_and_dense_head_are_optional():
+    plain = layer_types(build_model(CnnConfig(filters=(8,), batch_norm=False, dense_units=0)))
+    assert "BatchNormalization" not in plain and plain.count("Dense") == 1
+    normed = layer_types(build_model(CnnConfig(filters=(8, 16), batch_norm=True, dense_units=32)))
+    assert normed.count("BatchNormalization") == 2 and normed.count("Dense") == 2
+
+
+def test_augmentation_moves_training_digits_but_not_predictions():
+    model = build_model(AnnConfig(hidden_units=(8,), augment=True))
+    augment = [layer for layer in model.layers if type(layer).__name__.startswith("Random")]
+    assert len(augment) == 3
+    digit = np.zeros((1, 28, 28, 1), np.float32)
+    digit[0, 8:20, 12:16] = 1.0
+    moved = digit
+    for layer in augment:
+        moved = layer(moved, training=True)
+    assert not np.allclose(np.asarray(moved), digit)  # training sees shifted/turned digits
+    predictions = [predict_digit({"ann": model}, digit[0, ..., 0])["ann"] for _ in range(3)]
+    assert all(np.allclose(p, predictions[0]) for p in predictions)  # the app sees no noise
 
 
 def test_cnn_has_conv_blocks_and_pooling():
@@ -51,6 +73,8 @@ def test_output_is_a_probability_distribution():
     (CnnConfig(filters=(8, 8, 8, 8)), "at most 3 conv blocks"),
     (CnnConfig(kernel_size=4), "kernel size"),
     (CnnConfig(pooling="median"), "pooling"),
+    (CnnConfig(dense_units=-1), "dense units"),
+    (AnnConfig(schedule="sawtooth"), "schedule"),
 ])
 def test_impossible_hyper_parameters_are_refused(config, message):
     with pytest.raises(ValueError, match=message):

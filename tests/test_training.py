@@ -3,13 +3,14 @@ import subprocess
 import sys
 import time
 
+import keras
 import pytest
 
 from conftest import ROOT
 from mnist_core.jobs import TrainingConfig, TrainingJob, default_job, quick_jobs
 from mnist_core.models import AnnConfig, CnnConfig
 from mnist_core.registry import ModelRegistry
-from mnist_core.training import train
+from mnist_core.training import WARMUP, one_cycle, train
 from mnist_core.worker import TrainingBusy, TrainingService
 
 TINY_ANN = AnnConfig(hidden_units=(64,))
@@ -56,6 +57,26 @@ def test_time_budget_stops_training(tmp_path, small_mnist):
     entry = train(tiny_job(tmp_path, TINY_CNN, epochs=500, time_budget=2.0), small_mnist)
     assert entry.meta["stopped_by"] == "time budget"
     assert entry.meta["train_seconds"] < 10 and time.perf_counter() - started < 30
+
+
+def test_one_cycle_warms_up_then_anneals_to_zero():
+    rates = [one_cycle(done / 100, 0.01) for done in range(101)]
+    peak = rates.index(max(rates))
+    assert rates[0] == pytest.approx(0.001) and max(rates) == pytest.approx(0.01)
+    assert peak == pytest.approx(WARMUP * 100, abs=1)
+    assert all(a <= b for a, b in zip(rates[:peak], rates[1:peak + 1]))  # rises, then
+    assert all(a >= b for a, b in zip(rates[peak:], rates[peak + 1:]))  # falls
+    assert rates[-1] == pytest.approx(0.0, abs=1e-12)
+
+
+def test_one_cycle_ends_annealed_when_the_time_budget_ends_the_run(tmp_path, small_mnist):
+    rates = []
+    record = keras.callbacks.LambdaCallback(
+        on_train_batch_end=lambda batch, logs: rates.append(float(record.model.optimizer.learning_rate)))
+    model = AnnConfig(hidden_units=(64,), learning_rate=0.01, schedule="one-cycle")
+    train(tiny_job(tmp_path, model, epochs=1000, time_budget=2.0), small_mnist, callbacks=[record])
+    assert max(rates) == pytest.approx(0.01, rel=0.2)
+    assert rates[-1] < 0.001  # the last steps of the budget are small ones
 
 
 def test_impossible_settings_are_refused_before_training(tmp_path, small_mnist):

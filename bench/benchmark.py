@@ -1,0 +1,305 @@
+"""Benchmark the defaults against plain Keras on this machine; print and save the table.
+
+    MNIST_DATA=../shared/mnist/mnist.npz python bench/benchmark.py          # ~15 minutes
+    python bench/benchmark.py --smoke                                       # ~1 minute
+
+Measures: time to 99.0% (default CNN vs the keras-io "simple MNIST convnet") and to 98.0%
+(default ANN vs a 512-512 dense net), the defaults' final accuracy and seconds over
+several seeds, the app's training path against a plain ``model.fit``, inference latency
+of one drawing, peak memory, and the cold start of the app until the Draw page answers.
+Writes the table to docs/benchmarks.md (not in smoke mode).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from dataclasses import replace
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+from keras import layers  # noqa: E402
+
+from mnist_core.data import load_mnist, stratified_subset  # noqa: E402
+from mnist_core.inference import predict_digit  # noqa: E402
+from mnist_core.jobs import default_job  # noqa: E402
+from mnist_core.models import build_cnn  # noqa: E402
+from mnist_core.pen_strokes import DIGITS, render  # noqa: E402
+from mnist_core.preprocessing import preprocess_canvas  # noqa: E402
+from mnist_core.registry import ModelRegistry  # noqa: E402
+from mnist_core.training import split_data, to_input, train  # noqa: E402
+from mnist_core.worker import TrainingService  # noqa: E402
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+
+
+class AccuracyClock(keras.callbacks.Callback):
+    """Test accuracy after each epoch, against training seconds (the evaluation not counted)."""
+
+    def __init__(self, x_test, y_test, stop_at: float | None = None):
+        super().__init__()
+        self.x_test, self.y_test, self.stop_at = x_test, y_test, stop_at
+        self.points: list[tuple[float, float]] = []
+
+    def on_train_begin(self, logs=None):
+        self.started, self.paused = time.perf_counter(), 0.0
+
+    def on_epoch_end(self, epoch, logs=None):
+        seconds = time.perf_counter() - self.started - self.paused
+        before = time.perf_counter()
+        accuracy = self.model.evaluate(self.x_test, self.y_test, batch_size=1024, verbose=0)[1]
+        self.paused += time.perf_counter() - before
+        self.points.append((seconds, accuracy))
+        if self.stop_at is not None and accuracy >= self.stop_at:
+            self.model.stop_training = True
+
+    def time_to(self, accuracy: float) -> float | None:
+        return next((s for s, a in self.points if a >= accuracy), None)
+
+
+def keras_io_convnet():
+    """keras-io examples/vision/mnist_convnet.py, as published."""
+    return keras.Sequential([
+        keras.Input((28, 28, 1)),
+        layers.Conv2D(32, 3, activation="relu"), layers.MaxPooling2D(2),
+        layers.Conv2D(64, 3, activation="relu"), layers.MaxPooling2D(2),
+        layers.Flatten(), layers.Dropout(0.5), layers.Dense(10, activation="softmax"),
+    ])
+
+
+def dense_512_512():
+    """The classic dense baseline: two hidden layers of 512, dropout 0.2."""
+    return keras.Sequential([
+        keras.Input((28, 28, 1)), layers.Flatten(),
+        layers.Dense(512, activation="relu"), layers.Dropout(0.2),
+        layers.Dense(512, activation="relu"), layers.Dropout(0.2),
+        layers.Dense(10, activation="softmax"),
+    ])
+
+
+def plain_fit(model, data, job, callbacks=(), epochs=None):
+    """``model.fit`` on the same split as the app's training, Adam at Keras's default rate."""
+    (x, y), validation = split_data(data, job.training)
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    started = time.perf_counter()
+    model.fit(x, y, batch_size=job.training.batch_size, epochs=epochs or job.training.epochs,
+              validation_data=validation, callbacks=list(callbacks), verbose=0)
+    return time.perf_counter() - started
+
+
+def race(data, kind, baseline, target, max_epochs, job_changes, seeds):
+    """Time to ``target`` test accuracy: the default ``kind`` over ``seeds`` vs ``baseline``."""
+    x_test, y_test = to_input(data.x_test), data.y_test
+    runs = []
+    for seed in seeds:
+        clock = AccuracyClock(x_test, y_test)
+        with tempfile.TemporaryDirectory() as models_dir:
+            job = default_job(kind, seed=seed, models_dir=models_dir, **job_changes)
+            entry = train(job, data, callbacks=[clock])
+        runs.append({"seed": seed, "accuracy": entry.meta["test_accuracy"],
+                     "seconds": entry.meta["train_seconds"] - clock.paused,
+                     "to_target": clock.time_to(target)})
+        print(f"  default {kind.upper()} seed {seed}: {runs[-1]}", flush=True)
+    keras.utils.set_random_seed(0)
+    clock = AccuracyClock(x_test, y_test, stop_at=target)
+    plain_fit(baseline(), data, default_job(kind, **job_changes), [clock], epochs=max_epochs)
+    print(f"  baseline: {clock.points}", flush=True)
+    return runs, clock.time_to(target), clock.points
+
+
+def overhead(data, job_changes, repeats):
+    """The app's path (worker process, progress events, one-cycle) vs a plain fit of the same."""
+    job = default_job("cnn", **job_changes)
+    service = TrainingService()
+    app_seconds, plain_seconds = [], []
+    with tempfile.TemporaryDirectory() as models_dir:
+        for _ in range(repeats):
+            run = service.start([replace(job, models_dir=models_dir, data_path=data.reference)])
+            while run.active:
+                time.sleep(0.2)
+            state = run.snapshot()
+            if state["status"] != "finished":
+                raise RuntimeError(f"training run ended {state['status']}: {state['error']}")
+            app_seconds.append(state["saved"][0]["train_seconds"])
+            keras.utils.set_random_seed(0)
+            plain_seconds.append(plain_fit(build_cnn(job.model), data, job))
+    worker_peak = peak_rss_mb(service.worker_pid)
+    service.shutdown()
+    return min(app_seconds), min(plain_seconds), worker_peak
+
+
+def latency(models, repeats):
+    """Preprocessing plus both models on one drawing, per call, in milliseconds."""
+    drawings = [render(strokes, width=24) for strokes in DIGITS.values()]
+    times = []
+    for i in range(repeats):
+        started = time.perf_counter()
+        predict_digit(models, preprocess_canvas(drawings[i % len(drawings)]).image)
+        times.append((time.perf_counter() - started) * 1000)
+    times = times[len(drawings):]  # the first calls warm up
+    return float(np.percentile(times, 50)), float(np.percentile(times, 95))
+
+
+def peak_rss_mb(pid: int) -> float:
+    """Peak resident memory of a live process (Linux's VmHWM)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError(f"no VmHWM for process {pid}")
+
+
+def cold_start(models_dir: str, data_reference: str):
+    """Seconds from ``streamlit run app.py`` to both predictions of a drawn 7; server peak RSS."""
+    from playwright.sync_api import sync_playwright
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {**os.environ, "MNIST_MODELS_DIR": models_dir, "MNIST_DATA": data_reference}
+    started = time.perf_counter()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
+         "--server.port", str(port)], cwd=ROOT, env=env,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            while True:
+                try:
+                    urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=1)
+                    break
+                except OSError:
+                    time.sleep(0.1)
+            page.goto(f"http://127.0.0.1:{port}/draw")
+            canvas = page.locator("[class*=st-key-canvas-] canvas.upper-canvas")
+            canvas.wait_for(timeout=120_000)
+            box = canvas.bounding_box()
+            seven = [(0.26, 0.18), (0.74, 0.18), (0.44, 0.86)]
+            page.mouse.move(box["x"] + seven[0][0] * box["width"], box["y"] + seven[0][1] * box["height"])
+            page.mouse.down()
+            for x, y in seven[1:]:
+                page.mouse.move(box["x"] + x * box["width"], box["y"] + y * box["height"], steps=5)
+            page.mouse.up()
+            page.get_by_text("CNN predicts").wait_for(timeout=120_000)
+            page.get_by_text("ANN predicts").wait_for(timeout=120_000)
+            seconds = time.perf_counter() - started
+            browser.close()
+        return seconds, peak_rss_mb(server.pid)
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+def machine() -> str:
+    cpu = next((line.split(":", 1)[1].strip() for line in
+                Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("model name")),
+               platform.processor())
+    memory = int(Path("/proc/meminfo").read_text().split()[1]) / 1024**2
+    import tensorflow as tf
+    return (f"{cpu}, {os.cpu_count()} cores, {memory:.0f} GiB RAM; Python "
+            f"{platform.python_version()}, TensorFlow {tf.__version__}, Keras {keras.__version__}")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--smoke", action="store_true", help="tiny data, one seed: checks it runs")
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--out", default=str(ROOT / "docs" / "benchmarks.md"))
+    args = parser.parse_args()
+
+    data = load_mnist()
+    if args.smoke:
+        x, y = stratified_subset(data.x_train, data.y_train, 2000, seed=0)
+        data = replace(data, x_train=x, y_train=y, x_test=data.x_test[:500], y_test=data.y_test[:500])
+    seeds = range(1 if args.smoke else args.seeds)
+    changes = {"epochs": 1} if args.smoke else {}
+    max_epochs = 1 if args.smoke else 15
+    description = machine()
+    print(f"machine: {description}\ndata: {data.description}", flush=True)
+
+    print("CNN: time to 99.0% test accuracy", flush=True)
+    cnn_runs, convnet_to_99, convnet_points = race(data, "cnn", keras_io_convnet, 0.99, max_epochs, changes, seeds)
+    print("ANN: time to 98.0% test accuracy", flush=True)
+    ann_runs, dense_to_98, dense_points = race(data, "ann", dense_512_512, 0.98, max_epochs, changes, seeds)
+    print("training path vs plain fit", flush=True)
+    app_seconds, plain_seconds, worker_peak = overhead(data, changes, 1 if args.smoke else 2)
+
+    with tempfile.TemporaryDirectory() as models_dir:
+        for kind in ("ann", "cnn"):
+            train(default_job(kind, models_dir=models_dir, **changes), data)
+        registry = ModelRegistry(models_dir)
+        models = {kind: registry.load(registry.newest(kind)) for kind in ("ann", "cnn")}
+        p50, p95 = latency(models, 60 if args.smoke else 500)
+        start_seconds, server_peak = (cold_start(models_dir, data.reference)
+                                      if Path(CHROMIUM).exists() else (None, None))
+
+    def spread(runs, key):
+        values = [r[key] for r in runs if r[key] is not None]
+        if not values:
+            return "not reached"
+        if len(values) == 1:
+            return f"{values[0]:.4g}"
+        return f"{statistics.mean(values):.4g} (min {min(values):.4g}, max {max(values):.4g})"
+
+    def ratio(ours, theirs):
+        mine = statistics.mean(r["to_target"] for r in ours) if all(r["to_target"] for r in ours) else None
+        return f"{mine / theirs:.2f}" if mine and theirs else "n/a"
+
+    def seconds(value):
+        return f"{value:.1f} s" if value is not None else "not reached"
+
+    rows = [
+        ("Time to 99.0%: default CNN, s", spread(cnn_runs, "to_target"), ""),
+        ("Time to 99.0%: keras-io simple convnet, s", seconds(convnet_to_99), ""),
+        ("Ratio CNN / keras-io convnet", ratio(cnn_runs, convnet_to_99), "<= 0.33"),
+        ("Time to 98.0%: default ANN, s", spread(ann_runs, "to_target"), ""),
+        ("Time to 98.0%: dense 512-512, s", seconds(dense_to_98), ""),
+        ("Ratio ANN / dense 512-512", ratio(ann_runs, dense_to_98), ""),
+        ("Default CNN: test accuracy", spread(cnn_runs, "accuracy"), ">= 0.993"),
+        ("Default CNN: training seconds", spread(cnn_runs, "seconds"), "<= 60"),
+        ("Default ANN: test accuracy", spread(ann_runs, "accuracy"), ">= 0.983"),
+        ("Default ANN: training seconds", spread(ann_runs, "seconds"), "<= 20"),
+        ("App training path / plain fit (default CNN)",
+         f"{app_seconds / plain_seconds:.3f} ({app_seconds:.1f} s / {plain_seconds:.1f} s)", "<= 1.05"),
+        ("Inference, preprocessing + both models: p50 / p95, ms", f"{p50:.1f} / {p95:.1f}", "<= 10 / 20"),
+        ("Peak RSS: training worker, MB", f"{worker_peak:.0f}", ""),
+        ("Peak RSS: app server serving both models, MB",
+         f"{server_peak:.0f}" if server_peak else "no chromium", ""),
+        ("Cold start: `streamlit run app.py` to both predictions on Draw, s",
+         seconds(start_seconds), ""),
+    ]
+    width = max(len(r[0]) for r in rows)
+    table = "\n".join(["| Measure | Result | Target |", "|---|---|---|"]
+                      + [f"| {name} | {value} | {target} |" for name, value, target in rows])
+    print("\n" + "\n".join(f"{name:{width}}  {value}  {target}" for name, value, target in rows))
+    if not args.smoke:
+        curves = "\n".join(
+            [f"- keras-io convnet, (seconds, test accuracy) per epoch: "
+             f"{[(round(s, 1), round(a, 4)) for s, a in convnet_points]}",
+             f"- dense 512-512: {[(round(s, 1), round(a, 4)) for s, a in dense_points]}"])
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(
+            f"# Benchmarks\n\nWritten by `python bench/benchmark.py` on "
+            f"{time.strftime('%Y-%m-%d')}.\n\n- Machine: {description}\n- Data: {data.description}\n"
+            f"- Seeds: {len(seeds)} runs of each default (mean, min, max)\n\n{table}\n\n{curves}\n")
+        print(f"\nwritten to {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
