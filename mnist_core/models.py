@@ -71,8 +71,8 @@ def validate(config: ModelConfig) -> None:
             raise ValueError(f"kernel size must be 3, 5 or 7, got {config.kernel_size}")
         if config.pooling not in POOLINGS:
             raise ValueError(f"pooling must be one of {POOLINGS}, got {config.pooling!r}")
-        if len(config.filters) > 3:
-            raise ValueError("at most 3 conv blocks fit a 28x28 image (each halves it)")
+        if len(config.filters) > 4:
+            raise ValueError("at most 4 conv blocks fit a 28x28 image (each halves it: 14, 7, 3, 1)")
         if not 0 <= config.dense_units <= 4096:
             raise ValueError(f"dense units must be 0-4096, got {config.dense_units}")
 

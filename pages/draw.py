@@ -1,4 +1,4 @@
-"""Draw: a digit on the canvas, what the networks see, and both predictions side by side."""
+"""Draw: a digit on the canvas (or a photo), what the networks see, both predictions side by side."""
 
 import streamlit as st
 from streamlit_drawable_canvas import st_canvas
@@ -6,9 +6,11 @@ from streamlit_drawable_canvas import st_canvas
 import ui
 from mnist_core.charts import probability_bars
 from mnist_core.inference import predict_digit, top_k
-from mnist_core.preprocessing import enlarge, preprocess_canvas
-from mnist_core.registry import ModelLoadError
 from mnist_core.jobs import quick_jobs
+from mnist_core.preprocessing import (
+    MAX_UPLOAD_BYTES, ImageError, enlarge, ink_from_rgba, is_blank, preprocess_ink, preprocess_photo,
+)
+from mnist_core.registry import ModelLoadError
 from mnist_core.worker import TrainingBusy
 
 KINDS = ("ann", "cnn")
@@ -48,37 +50,51 @@ def training_progress():
 
 training_progress()
 
-canvas_column, seen_column = st.columns([3, 2])
-with canvas_column:
-    brush = st.slider("Brush size", 10, 40, 24, key="brush")
-    canvas = st_canvas(
-        stroke_width=brush, stroke_color="#FFFFFF", background_color="#000000",
-        height=336, width=336, drawing_mode="freedraw", return_image_data=True,
-        key=ui.canvas_key(),
-    )
-    st.button("Clear", icon=":material/delete:", on_click=ui.clear_canvas)
-    st.caption("Undo, redo and reset are on the canvas toolbar (hover over the canvas).")
-
-drawing = None if canvas.image_data is None else preprocess_canvas(canvas.image_data)
-with seen_column:
-    st.markdown("**What the networks see** (28×28, like MNIST)")
-    if drawing is None:
-        st.info("Draw a digit on the black square, as large as you like.")
+source = st.segmented_control("Input", ["Draw", "Photo"], default="Draw", key="source",
+                              format_func={"Draw": "✏️ Draw", "Photo": "📷 Photo"}.get) or "Draw"
+drawing, hint = None, "Draw a digit on the black square, as large as you like."
+input_column, *prediction_columns = st.columns([4, 3, 3], gap="large")
+with input_column:
+    if source == "Draw":
+        canvas = st_canvas(
+            stroke_width=st.session_state.get("brush", 24), stroke_color="#FFFFFF",
+            background_color="#000000", height=336, width=336, drawing_mode="freedraw",
+            return_image_data=True, key=ui.canvas_key(),
+        )
+        clear, brush = st.columns([1, 2], vertical_alignment="bottom")
+        clear.button("Clear", icon=":material/delete:", on_click=ui.clear_canvas)
+        brush.slider("Brush size", 10, 40, 24, key="brush")
+        st.caption("Undo and redo: the canvas toolbar (hover over the canvas).")
+        if canvas.image_data is not None:
+            ink = ink_from_rgba(canvas.image_data)
+            drawing = preprocess_ink(ink)
+            if drawing is None and not is_blank(ink):
+                hint = "That is too small to read: draw a bigger digit."
     else:
-        st.image(enlarge(drawing.image, 224))
+        photo = st.file_uploader(
+            "A photo of one handwritten digit (dark pen on light paper)",
+            type=["png", "jpg", "jpeg", "webp", "bmp", "gif"], key="photo",
+            help=f"Up to {MAX_UPLOAD_BYTES // 2**20} MB. Crop it to the digit for best results.")
+        hint = "Upload a photo of a digit written on paper."
+        if photo is not None:
+            try:
+                drawing = preprocess_photo(photo.getvalue())
+                st.image(photo, width=336)
+            except ImageError as error:
+                st.error(str(error))
+                hint = "Try another photo."
 
 predictions = {}
-for column, kind in zip(st.columns(2), KINDS):
+for column, kind in zip(prediction_columns, KINDS):
     with column:
         if not entries[kind]:
             st.subheader(f"{kind.upper()}: no model yet")
             continue
-        by_name = {entry.name: entry for entry in entries[kind]}
+        by_label = {entry.label: entry for entry in entries[kind]}
         # Keyed on the newest name, so a newly trained model becomes the default.
-        name = st.selectbox(f"{kind.upper()} model", list(by_name),
-                            format_func=lambda n: by_name[n].label, key=f"{kind}-{entries[kind][0].name}")
+        label = st.selectbox(f"{kind.upper()} model", list(by_label), key=f"{kind}-{entries[kind][0].name}")
         try:
-            model = ui.load_model(by_name[name])
+            model = ui.load_model(by_label[label])
         except ModelLoadError as error:
             st.error(f"This model cannot be used: {error}. Pick another or train a new one.")
             continue
@@ -89,8 +105,22 @@ for column, kind in zip(st.columns(2), KINDS):
         (best, confidence), *others = top_k(probabilities, 3)
         predictions[kind] = best
         st.markdown(f"## {kind.upper()} predicts **{best}**")
-        st.caption(f"{confidence:.0%} sure; then " + ", ".join(f"{d} ({p:.0%})" for d, p in others))
+        st.markdown(f"### {confidence:.0%} sure")
+        st.markdown("then " + ", ".join(f"**{d}** ({p:.0%})" for d, p in others))
         st.plotly_chart(probability_bars(probabilities, kind), key=f"bars-{kind}")
 
-if len(set(predictions.values())) > 1:
-    st.warning(f"The networks disagree: ANN reads {predictions['ann']}, CNN reads {predictions['cnn']}.")
+if len(predictions) == 2:
+    if predictions["ann"] != predictions["cnn"]:
+        st.warning(f"### The networks disagree: ANN reads {predictions['ann']}, "
+                   f"CNN reads {predictions['cnn']}", icon=":material/compare_arrows:")
+    else:
+        st.success(f"### Both networks read {predictions['cnn']}", icon=":material/check_circle:")
+
+st.markdown("#### What the networks see")
+if drawing is None:
+    st.info(hint)
+else:
+    steps = [(drawing.cropped, "cropped to the ink"), (drawing.redrawn, "strokes made MNIST-thin"),
+             (drawing.fitted, "fitted in 20×20"), (drawing.image, "centred in 28×28: the input")]
+    for column, (image, caption) in zip(st.columns(len(steps)), steps):
+        column.image(enlarge(image, 160), caption=caption)

@@ -70,7 +70,7 @@ def test_output_is_a_probability_distribution():
     (AnnConfig(optimizer="adagrad"), "optimizer"),
     (AnnConfig(learning_rate=0), "learning rate"),
     (AnnConfig(activation="swishy"), "activation"),
-    (CnnConfig(filters=(8, 8, 8, 8)), "at most 3 conv blocks"),
+    (CnnConfig(filters=(8,) * 5), "at most 4 conv blocks"),
     (CnnConfig(kernel_size=4), "kernel size"),
     (CnnConfig(pooling="median"), "pooling"),
     (CnnConfig(dense_units=-1), "dense units"),

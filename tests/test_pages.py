@@ -1,14 +1,18 @@
 """Page logic through Streamlit's AppTest (the canvas itself is tested in a real browser)."""
 
+import io
 import time
 
+import numpy as np
 import pytest
+from PIL import Image
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 from conftest import ROOT
 from mnist_core.jobs import TrainingConfig, TrainingJob
 from mnist_core.models import AnnConfig, CnnConfig
+from mnist_core.pen_strokes import DIGITS, render
 from mnist_core.training import train
 
 APP = str(ROOT / "app.py")
@@ -97,6 +101,7 @@ def test_draw_page_lists_models_and_waits_for_a_drawing(saved_models):
     labels = [s.label for s in app.selectbox]
     assert labels == ["ANN model", "CNN model"]
     assert app.selectbox[0].value.startswith("ann-") and app.selectbox[1].value.startswith("cnn-")
+    assert "% test" in app.selectbox[0].value  # each model shows its test accuracy
     headers = " ".join(h.value for h in app.subheader)
     assert "ANN: waiting for a drawing" in headers and "CNN: waiting for a drawing" in headers
     assert "Draw a digit on the black square" in texts(app)
@@ -108,3 +113,30 @@ def test_draw_page_reports_a_corrupt_model_and_keeps_the_other(saved_models):
     app = open_page("pages/draw.py")
     assert "This model cannot be used" in texts(app) and cnn.name in texts(app)
     assert "ANN: waiting for a drawing" in " ".join(h.value for h in app.subheader)
+
+
+def photo_of(digit: int) -> bytes:
+    """A digit written in dark ink on light paper, as a PNG file."""
+    ink = render(DIGITS[digit], width=20)[..., 0]
+    buffer = io.BytesIO()
+    Image.fromarray(235 - (ink * 0.8).astype(np.uint8)).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def test_draw_page_reads_an_uploaded_photo(saved_models):
+    app = open_page("pages/draw.py")
+    app.segmented_control(key="source").set_value("Photo").run()
+    app.file_uploader(key="photo").set_value(("seven.png", photo_of(7), "image/png")).run()
+    assert not app.exception, app.exception
+    said = texts(app)
+    assert "ANN predicts" in said and "CNN predicts" in said
+    assert len(app.get("plotly_chart")) == 2  # the ten probabilities of each model
+
+
+def test_draw_page_refuses_a_file_that_is_not_an_image(saved_models):
+    app = open_page("pages/draw.py")
+    app.segmented_control(key="source").set_value("Photo").run()
+    app.file_uploader(key="photo").set_value(("digit.png", b"not a picture", "image/png")).run()
+    assert not app.exception, app.exception
+    assert "cannot be read as an image" in texts(app)
+    assert "predicts" not in texts(app)

@@ -1,0 +1,106 @@
+"""How well the models read pen-stroke drawings, brush by brush, and how fast.
+
+    MNIST_DATA=/path/to/mnist.npz .venv/bin/python bench/pen_strokes.py [--models-dir DIR]
+
+Loads the newest ANN and CNN from the models directory (trains quick ones if there are
+none), draws random digits with several brushes as the canvas renders them, and prints
+both models' accuracy with the app's preprocessing ("new") and with the plain MNIST
+recipe without re-drawn strokes ("old"), then the latency of preprocessing plus both
+models for one drawing, as the Draw page runs them. ``--smoke`` runs a tiny version.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from mnist_core.data import load_mnist  # noqa: E402
+from mnist_core.inference import predict_digit  # noqa: E402
+from mnist_core.pen_strokes import make_set  # noqa: E402
+from mnist_core.preprocessing import ink_from_rgba, preprocess_canvas, preprocess_ink  # noqa: E402
+from mnist_core.registry import ModelRegistry  # noqa: E402
+
+KINDS = ("ann", "cnn")
+
+
+def load_models(registry: ModelRegistry, smoke: bool) -> dict:
+    """The newest model of each kind, training the missing ones first."""
+    missing = [kind for kind in KINDS if registry.newest(kind) is None]
+    if missing:
+        from mnist_core.jobs import default_job, quick_jobs
+        from mnist_core.training import train
+
+        data = load_mnist()
+        print(f"training {', '.join(missing)} on {data.description}")
+        models_dir = str(registry.root)
+        jobs = ([default_job(kind, epochs=1, train_size=1000, models_dir=models_dir)
+                 for kind in missing] if smoke else quick_jobs(missing, models_dir=models_dir))
+        for job in jobs:
+            train(job, data)
+    entries = {kind: registry.newest(kind) for kind in KINDS}
+    for entry in entries.values():
+        print(f"{entry.kind.upper()}: {entry.label}")
+    return {kind: registry.load(entry) for kind, entry in entries.items()}
+
+
+def accuracy(models: dict, canvases: np.ndarray, labels: np.ndarray,
+             redraw: bool) -> dict[str, float]:
+    """Share of drawings each model reads right; a drawing read as no digit counts wrong."""
+    results = [preprocess_ink(ink_from_rgba(rgba), redraw_strokes=redraw) for rgba in canvases]
+    read = np.array([r is not None for r in results])
+    batch = np.stack([r.image if r is not None else np.zeros((28, 28), np.float32)
+                      for r in results])[..., None]
+    scores = {}
+    for kind, model in models.items():
+        guesses = np.asarray(model.predict_on_batch(batch)).argmax(axis=1)
+        scores[kind] = float(np.mean((guesses == labels) & read))
+    return scores
+
+
+def latency(models: dict, canvases: np.ndarray) -> np.ndarray:
+    """Milliseconds for preprocessing plus both models, drawing by drawing."""
+    predict_digit(models, preprocess_canvas(canvases[0]).image)  # warm up
+    times = []
+    for rgba in canvases:
+        started = time.perf_counter()
+        drawing = preprocess_canvas(rgba)
+        if drawing is not None:
+            predict_digit(models, drawing.image)
+        times.append(time.perf_counter() - started)
+    return np.array(times) * 1000
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--models-dir", help="default: $MNIST_MODELS_DIR or ./models")
+    parser.add_argument("--per-digit", type=int, default=50, help="drawings per digit and brush")
+    parser.add_argument("--brushes", type=int, nargs="+", default=[10, 16, 24, 30, 40])
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--smoke", action="store_true", help="a tiny, quick run (for tests)")
+    args = parser.parse_args(argv)
+    per_digit, brushes = (2, [10, 40]) if args.smoke else (args.per_digit, args.brushes)
+
+    models = load_models(ModelRegistry(args.models_dir), args.smoke)
+    print(f"\n{per_digit * 10} drawings per brush; accuracy with new / old preprocessing")
+    print("brush    CNN new  CNN old    ANN new  ANN old")
+    for brush in brushes:
+        canvases, labels = make_set(per_digit, brush, seed=args.seed + brush)
+        new = accuracy(models, canvases, labels, redraw=True)
+        old = accuracy(models, canvases, labels, redraw=False)
+        print(f"{brush:5}    {new['cnn']:7.1%}  {old['cnn']:7.1%}    "
+              f"{new['ann']:7.1%}  {old['ann']:7.1%}", flush=True)
+
+    canvases, _ = make_set(2 if args.smoke else 20, 24, seed=args.seed)
+    times = latency(models, canvases)
+    print(f"\npreprocess_canvas + both models, one drawing ({len(times)} drawings): "
+          f"p50 {np.percentile(times, 50):.1f} ms, p95 {np.percentile(times, 95):.1f} ms")
+
+
+if __name__ == "__main__":
+    main()
