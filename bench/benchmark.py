@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import shutil
 import socket
 import statistics
 import subprocess
@@ -35,7 +36,7 @@ from keras import layers  # noqa: E402
 from mnist_core.data import load_mnist, stratified_subset  # noqa: E402
 from mnist_core.inference import predict_digit  # noqa: E402
 from mnist_core.jobs import default_job  # noqa: E402
-from mnist_core.models import build_cnn  # noqa: E402
+from mnist_core.models import build_ann  # noqa: E402
 from mnist_core.pen_strokes import DIGITS, render  # noqa: E402
 from mnist_core.preprocessing import preprocess_canvas  # noqa: E402
 from mnist_core.registry import ModelRegistry  # noqa: E402
@@ -101,15 +102,14 @@ def plain_fit(model, data, job, callbacks=(), epochs=None):
     return time.perf_counter() - started
 
 
-def race(data, kind, baseline, target, max_epochs, job_changes, seeds):
+def race(data, kind, baseline, target, max_epochs, job_changes, seeds, models_dir):
     """Time to ``target`` test accuracy: the default ``kind`` over ``seeds`` vs ``baseline``."""
     x_test, y_test = to_input(data.x_test), data.y_test
     runs = []
     for seed in seeds:
         clock = AccuracyClock(x_test, y_test)
-        with tempfile.TemporaryDirectory() as models_dir:
-            job = default_job(kind, seed=seed, models_dir=models_dir, **job_changes)
-            entry = train(job, data, callbacks=[clock])
+        job = default_job(kind, seed=seed, models_dir=models_dir, **job_changes)
+        entry = train(job, data, callbacks=[clock])
         runs.append({"seed": seed, "accuracy": entry.meta["test_accuracy"],
                      "seconds": entry.meta["train_seconds"] - clock.paused,
                      "to_target": clock.time_to(target)})
@@ -122,8 +122,11 @@ def race(data, kind, baseline, target, max_epochs, job_changes, seeds):
 
 
 def overhead(data, job_changes, repeats):
-    """The app's path (worker process, progress events, one-cycle) vs a plain fit of the same."""
-    job = default_job("cnn", **job_changes)
+    """The app's path (worker process, progress events, one-cycle) vs a plain fit of the same.
+
+    The default ANN: its batches are the quickest, so per-batch costs weigh the most.
+    """
+    job = default_job("ann", **job_changes)
     service = TrainingService()
     app_seconds, plain_seconds = [], []
     with tempfile.TemporaryDirectory() as models_dir:
@@ -136,7 +139,7 @@ def overhead(data, job_changes, repeats):
                 raise RuntimeError(f"training run ended {state['status']}: {state['error']}")
             app_seconds.append(state["saved"][0]["train_seconds"])
             keras.utils.set_random_seed(0)
-            plain_seconds.append(plain_fit(build_cnn(job.model), data, job))
+            plain_seconds.append(plain_fit(build_ann(job.model), data, job))
     worker_peak = peak_rss_mb(service.worker_pid)
     service.shutdown()
     return min(app_seconds), min(plain_seconds), worker_peak
@@ -227,26 +230,27 @@ def main() -> int:
         x, y = stratified_subset(data.x_train, data.y_train, 2000, seed=0)
         data = replace(data, x_train=x, y_train=y, x_test=data.x_test[:500], y_test=data.y_test[:500])
     seeds = range(1 if args.smoke else args.seeds)
-    changes = {"epochs": 1} if args.smoke else {}
+    changes = {"epochs": 1, "train_size": 1800} if args.smoke else {}
     max_epochs = 1 if args.smoke else 15
     description = machine()
     print(f"machine: {description}\ndata: {data.description}", flush=True)
 
+    models_dir = tempfile.mkdtemp(prefix="mnist-bench-")
     print("CNN: time to 99.0% test accuracy", flush=True)
-    cnn_runs, convnet_to_99, convnet_points = race(data, "cnn", keras_io_convnet, 0.99, max_epochs, changes, seeds)
+    cnn_runs, convnet_to_99, convnet_points = race(
+        data, "cnn", keras_io_convnet, 0.99, max_epochs, changes, seeds, models_dir)
     print("ANN: time to 98.0% test accuracy", flush=True)
-    ann_runs, dense_to_98, dense_points = race(data, "ann", dense_512_512, 0.98, max_epochs, changes, seeds)
+    ann_runs, dense_to_98, dense_points = race(
+        data, "ann", dense_512_512, 0.98, max_epochs, changes, seeds, models_dir)
     print("training path vs plain fit", flush=True)
     app_seconds, plain_seconds, worker_peak = overhead(data, changes, 1 if args.smoke else 2)
 
-    with tempfile.TemporaryDirectory() as models_dir:
-        for kind in ("ann", "cnn"):
-            train(default_job(kind, models_dir=models_dir, **changes), data)
-        registry = ModelRegistry(models_dir)
-        models = {kind: registry.load(registry.newest(kind)) for kind in ("ann", "cnn")}
-        p50, p95 = latency(models, 60 if args.smoke else 500)
-        start_seconds, server_peak = (cold_start(models_dir, data.reference)
-                                      if Path(CHROMIUM).exists() else (None, None))
+    registry = ModelRegistry(models_dir)  # the defaults the races trained
+    models = {kind: registry.load(registry.newest(kind)) for kind in ("ann", "cnn")}
+    p50, p95 = latency(models, 60 if args.smoke else 500)
+    start_seconds, server_peak = (cold_start(models_dir, data.reference)
+                                  if Path(CHROMIUM).exists() else (None, None))
+    shutil.rmtree(models_dir)
 
     def spread(runs, key):
         values = [r[key] for r in runs if r[key] is not None]
@@ -274,7 +278,7 @@ def main() -> int:
         ("Default CNN: training seconds", spread(cnn_runs, "seconds"), "<= 60"),
         ("Default ANN: test accuracy", spread(ann_runs, "accuracy"), ">= 0.983"),
         ("Default ANN: training seconds", spread(ann_runs, "seconds"), "<= 20"),
-        ("App training path / plain fit (default CNN)",
+        ("App training path / plain fit (default ANN, best of 2)",
          f"{app_seconds / plain_seconds:.3f} ({app_seconds:.1f} s / {plain_seconds:.1f} s)", "<= 1.05"),
         ("Inference, preprocessing + both models: p50 / p95, ms", f"{p50:.1f} / {p95:.1f}", "<= 10 / 20"),
         ("Peak RSS: training worker, MB", f"{worker_peak:.0f}", ""),

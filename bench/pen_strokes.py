@@ -29,7 +29,7 @@ from mnist_core.registry import ModelRegistry  # noqa: E402
 KINDS = ("ann", "cnn")
 
 
-def load_models(registry: ModelRegistry, smoke: bool) -> dict:
+def load_models(registry: ModelRegistry, smoke: bool, augment: bool = True) -> dict:
     """The newest model of each kind, training the missing ones first."""
     missing = [kind for kind in KINDS if registry.newest(kind) is None]
     if missing:
@@ -40,7 +40,8 @@ def load_models(registry: ModelRegistry, smoke: bool) -> dict:
         print(f"training {', '.join(missing)} on {data.description}")
         models_dir = str(registry.root)
         jobs = ([default_job(kind, epochs=1, train_size=1000, models_dir=models_dir)
-                 for kind in missing] if smoke else quick_jobs(missing, models_dir=models_dir))
+                 for kind in missing] if smoke
+                else quick_jobs(missing, models_dir=models_dir, augment=augment))
         for job in jobs:
             train(job, data)
     entries = {kind: registry.newest(kind) for kind in KINDS}
@@ -82,11 +83,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--per-digit", type=int, default=50, help="drawings per digit and brush")
     parser.add_argument("--brushes", type=int, nargs="+", default=[10, 16, 24, 30, 40])
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--no-augment", action="store_true",
+                        help="train missing quick models without augmentation (to compare)")
     parser.add_argument("--smoke", action="store_true", help="a tiny, quick run (for tests)")
     args = parser.parse_args(argv)
     per_digit, brushes = (2, [10, 40]) if args.smoke else (args.per_digit, args.brushes)
 
-    models = load_models(ModelRegistry(args.models_dir), args.smoke)
+    models = load_models(ModelRegistry(args.models_dir), args.smoke, not args.no_augment)
     print(f"\n{per_digit * 10} drawings per brush; accuracy with new / old preprocessing")
     print("brush    CNN new  CNN old    ANN new  ANN old")
     for brush in brushes:

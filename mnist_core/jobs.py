@@ -67,9 +67,10 @@ class TrainingJob:
                       "training": TrainingConfig(**data["training"])})
 
 
+# With the one-cycle schedule, a few epochs are enough (see docs/benchmarks.md).
 DEFAULT_TRAINING = {
-    "ann": TrainingConfig(epochs=10, batch_size=128),
-    "cnn": TrainingConfig(epochs=12, batch_size=128),
+    "ann": TrainingConfig(epochs=5, batch_size=128),
+    "cnn": TrainingConfig(epochs=3, batch_size=128),
 }
 
 
@@ -98,6 +99,10 @@ QUICK_SECONDS = {"ann": 15, "cnn": 40}  # about a minute for both on two CPU cor
 
 
 def quick_jobs(kinds=("ann", "cnn"), **overrides) -> list[TrainingJob]:
-    """Default models trained on a time budget, so a demo never waits long for a model."""
-    return [default_job(kind, time_budget=QUICK_SECONDS[kind], name=f"{kind}-quick", **overrides)
+    """Default models on a time budget, so a demo never waits long for a model.
+
+    Augmented (shifted, turned, zoomed digits): they are meant for reading drawings.
+    """
+    return [default_job(kind, **{"time_budget": QUICK_SECONDS[kind], "name": f"{kind}-quick",
+                                 "augment": True, **overrides})
             for kind in kinds]

@@ -51,9 +51,10 @@ def training_progress():
 training_progress()
 
 source = st.segmented_control("Input", ["Draw", "Photo"], default="Draw", key="source",
-                              format_func={"Draw": "✏️ Draw", "Photo": "📷 Photo"}.get) or "Draw"
+                              format_func={"Draw": ":material/draw: Draw",
+                                           "Photo": ":material/photo_camera: Photo"}.get) or "Draw"
 drawing, hint = None, "Draw a digit on the black square, as large as you like."
-input_column, *prediction_columns = st.columns([4, 3, 3], gap="large")
+input_column, *prediction_columns = st.columns([4, 3, 3], gap="medium")
 with input_column:
     if source == "Draw":
         canvas = st_canvas(
@@ -104,9 +105,9 @@ for column, kind in zip(prediction_columns, KINDS):
         probabilities = predict_digit({kind: model}, drawing.image)[kind]
         (best, confidence), *others = top_k(probabilities, 3)
         predictions[kind] = best
-        st.markdown(f"## {kind.upper()} predicts **{best}**")
-        st.markdown(f"### {confidence:.0%} sure")
-        st.markdown("then " + ", ".join(f"**{d}** ({p:.0%})" for d, p in others))
+        st.markdown(f"### {kind.upper()} predicts **{best}**")
+        st.markdown(f"**{confidence:.0%} sure**; then "
+                    + ", ".join(f"**{d}** ({p:.0%})" for d, p in others))
         st.plotly_chart(probability_bars(probabilities, kind), key=f"bars-{kind}")
 
 if len(predictions) == 2:

@@ -11,9 +11,11 @@ import time
 import urllib.request
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from conftest import DATA, ROOT
+from mnist_core.pen_strokes import random_digit
 from strokes import DIGITS
 
 playwright = pytest.importorskip("playwright.sync_api")
@@ -108,7 +110,7 @@ def draw(page, strokes) -> None:
         page.mouse.up()
 
 
-def predictions(page, timeout=20) -> dict[str, int]:
+def predictions(page, context: str = "", timeout=20) -> dict[str, int]:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         text = page.locator("[data-testid=stMain]").inner_text()
@@ -116,7 +118,7 @@ def predictions(page, timeout=20) -> dict[str, int]:
         if len(found) == 2:
             return {kind: int(digit) for kind, digit in found.items()}
         page.wait_for_timeout(100)
-    raise AssertionError(f"no predictions shown; page says:\n{text[:2000]}")
+    raise AssertionError(f"no predictions shown ({context}); page says:\n{text[:2000]}")
 
 
 def clear(page) -> None:
@@ -125,6 +127,7 @@ def clear(page) -> None:
     page.get_by_role("button", name="Clear").click()
     page.get_by_text("Draw a digit on the black square").wait_for(timeout=20_000)
     canvas_of(page, f"canvas-{int(key[1]) + 1}")
+    settle(page)
 
 
 def test_drawing_every_digit_shows_both_predictions(server, page):
@@ -138,8 +141,10 @@ def test_drawing_every_digit_shows_both_predictions(server, page):
     read = {}
     for digit, strokes in DIGITS.items():
         draw(page, strokes)
-        read[digit] = predictions(page)
+        read[digit] = predictions(page, f"digit {digit}, after reading {read}")
         if digit == 7:
+            page.get_by_text("centred in 28×28").wait_for(timeout=10_000)  # the strip is drawn
+            page.wait_for_timeout(500)
             page.screenshot(path=str(SCREENSHOTS / "draw.png"), full_page=True)
         clear(page)
     cnn_right = sum(read[d]["CNN"] == d for d in DIGITS)
@@ -147,11 +152,55 @@ def test_drawing_every_digit_shows_both_predictions(server, page):
     assert cnn_right >= 8 and ann_right >= 6, read
 
 
+def test_random_pen_stroke_digits_drawn_with_the_mouse(server, page):
+    """Digits of any size, place and slant, as the pen-stroke benchmark makes them."""
+    page.goto(f"{server}/draw")
+    page.get_by_text("ANN: waiting for a drawing").wait_for(timeout=60_000)
+    settle(page)
+    rng = np.random.default_rng(7)
+    read = {}
+    for digit in rng.permutation(10)[:6]:
+        strokes = random_digit(rng, int(digit), brush=24)
+        # Keep clear of the hidden toolbar's corner, where a press would hit a button.
+        strokes = [[(x, max(y, 0.1)) for x, y in stroke] for stroke in strokes]
+        draw(page, strokes)
+        read[int(digit)] = predictions(page, f"digit {digit}, after reading {read}")
+        clear(page)
+    assert sum(read[d]["CNN"] == d for d in read) >= 5, read
+
+
+def test_drawing_with_a_finger(server, browser):
+    """Touch: a phone-sized page, a stroke made of touch events, both predictions."""
+    context = browser.new_context(has_touch=True, is_mobile=True, device_scale_factor=2,
+                                  viewport={"width": 412, "height": 900})
+    page = context.new_page()
+    page.goto(f"{server}/draw")
+    page.get_by_text("ANN: waiting for a drawing").wait_for(timeout=60_000)
+    settle(page)
+    canvas = canvas_of(page)
+    canvas.scroll_into_view_if_needed()
+    box = canvas.bounding_box()
+    touch = context.new_cdp_session(page)
+    points = [(box["x"] + x * box["width"], box["y"] + y * box["height"]) for x, y in DIGITS[7][0]]
+    touch.send("Input.dispatchTouchEvent", {"type": "touchStart", "touchPoints": [
+        {"x": points[0][0], "y": points[0][1], "id": 1}]})
+    for (x0, y0), (x1, y1) in zip(points, points[1:]):
+        for step in range(1, 9):
+            x, y = x0 + (x1 - x0) * step / 8, y0 + (y1 - y0) * step / 8
+            touch.send("Input.dispatchTouchEvent", {"type": "touchMove", "touchPoints": [
+                {"x": x, "y": y, "id": 1}]})
+    touch.send("Input.dispatchTouchEvent", {"type": "touchEnd", "touchPoints": []})
+    assert predictions(page, "touch stroke")["CNN"] == 7
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / "draw-phone.png"), full_page=True)
+    context.close()
+
+
 def test_blank_canvas_gives_no_prediction_and_a_hint(server, page):
     page.goto(f"{server}/draw")
     page.get_by_text("CNN: waiting for a drawing").wait_for(timeout=60_000)
+    page.get_by_text("Draw a digit on the black square").wait_for(timeout=10_000)
     assert page.get_by_text(re.compile(r"(ANN|CNN) predicts")).count() == 0
-    assert page.get_by_text("Draw a digit on the black square").is_visible()
 
 
 def test_training_in_the_browser_live_and_stop(server, page):
