@@ -16,23 +16,22 @@ import argparse
 import os
 import platform
 import shutil
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from dataclasses import replace
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 from keras import layers  # noqa: E402
 
+from browser import CANVAS, CHROMIUM, chromium_page, draw, running_app, wait_for_predictions  # noqa: E402
 from mnist_core.data import load_mnist, stratified_subset  # noqa: E402
 from mnist_core.inference import predict_digit  # noqa: E402
 from mnist_core.jobs import default_job  # noqa: E402
@@ -43,9 +42,6 @@ from mnist_core.registry import ModelRegistry  # noqa: E402
 from mnist_core.training import split_data, to_input, train  # noqa: E402
 from mnist_core.worker import TrainingService  # noqa: E402
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
 
 
 class AccuracyClock(keras.callbacks.Callback):
@@ -167,45 +163,13 @@ def peak_rss_mb(pid: int) -> float:
 
 def cold_start(models_dir: str, data_reference: str):
     """Seconds from ``streamlit run app.py`` to both predictions of a drawn 7; server peak RSS."""
-    from playwright.sync_api import sync_playwright
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    env = {**os.environ, "MNIST_MODELS_DIR": models_dir, "MNIST_DATA": data_reference}
     started = time.perf_counter()
-    server = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
-         "--server.port", str(port)], cwd=ROOT, env=env,
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-            page = browser.new_page(viewport={"width": 1400, "height": 1000})
-            while True:
-                try:
-                    urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=1)
-                    break
-                except OSError:
-                    time.sleep(0.1)
-            page.goto(f"http://127.0.0.1:{port}/draw")
-            canvas = page.locator("[class*=st-key-canvas-] canvas.upper-canvas")
-            canvas.wait_for(timeout=120_000)
-            box = canvas.bounding_box()
-            seven = [(0.26, 0.18), (0.74, 0.18), (0.44, 0.86)]
-            page.mouse.move(box["x"] + seven[0][0] * box["width"], box["y"] + seven[0][1] * box["height"])
-            page.mouse.down()
-            for x, y in seven[1:]:
-                page.mouse.move(box["x"] + x * box["width"], box["y"] + y * box["height"], steps=5)
-            page.mouse.up()
-            page.get_by_text("CNN predicts").wait_for(timeout=120_000)
-            page.get_by_text("ANN predicts").wait_for(timeout=120_000)
-            seconds = time.perf_counter() - started
-            browser.close()
-        return seconds, peak_rss_mb(server.pid)
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
+    with running_app(models_dir, data_reference) as (url, server), chromium_page() as page:
+        page.goto(f"{url}/draw")
+        page.locator(CANVAS).wait_for(timeout=120_000)
+        draw(page, DIGITS[7])
+        wait_for_predictions(page)
+        return time.perf_counter() - started, peak_rss_mb(server.pid)
 
 
 def machine() -> str:

@@ -19,10 +19,12 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from browser import CANVAS, chromium_page, clear, draw, running_app, wait_for_predictions  # noqa: E402
 from mnist_core.data import load_mnist  # noqa: E402
 from mnist_core.inference import predict_digit  # noqa: E402
-from mnist_core.pen_strokes import make_set  # noqa: E402
+from mnist_core.pen_strokes import make_set, random_digit  # noqa: E402
 from mnist_core.preprocessing import ink_from_rgba, preprocess_canvas, preprocess_ink  # noqa: E402
 from mnist_core.registry import ModelRegistry  # noqa: E402
 
@@ -77,6 +79,30 @@ def latency(models: dict, canvases: np.ndarray) -> np.ndarray:
     return np.array(times) * 1000
 
 
+def browser_latency(models_dir: str, count: int, seed: int) -> tuple[np.ndarray, int]:
+    """Milliseconds from the last mouse-up of a drawing to both predictions on the page,
+    for ``count`` random digits drawn with real mouse strokes; and how many the CNN read."""
+    import re
+
+    rng = np.random.default_rng(seed)
+    times, right = [], 0
+    with running_app(models_dir, load_mnist().reference) as (url, _), chromium_page() as page:
+        page.goto(f"{url}/draw")
+        page.locator(CANVAS).wait_for(timeout=120_000)
+        page.get_by_text("ANN: waiting for a drawing").wait_for(timeout=120_000)
+        page.wait_for_timeout(1000)
+        for digit in rng.integers(0, 10, count):
+            strokes = random_digit(rng, int(digit))
+            strokes = [[(x, max(y, 0.1)) for x, y in stroke] for stroke in strokes]  # not the toolbar
+            released = draw(page, strokes)
+            wait_for_predictions(page, timeout_ms=30_000)
+            times.append(time.perf_counter() - released)
+            found = re.search(r"CNN predicts (\d)", page.locator("[data-testid=stMain]").inner_text())
+            right += found is not None and int(found[1]) == digit
+            clear(page)
+    return np.array(times) * 1000, right
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models-dir", help="default: $MNIST_MODELS_DIR or ./models")
@@ -85,6 +111,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--no-augment", action="store_true",
                         help="train missing quick models without augmentation (to compare)")
+    parser.add_argument("--browser", type=int, default=0, metavar="N",
+                        help="also draw N digits in the real app and time mouse-up to predictions")
     parser.add_argument("--smoke", action="store_true", help="a tiny, quick run (for tests)")
     args = parser.parse_args(argv)
     per_digit, brushes = (2, [10, 40]) if args.smoke else (args.per_digit, args.brushes)
@@ -103,6 +131,12 @@ def main(argv: list[str] | None = None) -> None:
     times = latency(models, canvases)
     print(f"\npreprocess_canvas + both models, one drawing ({len(times)} drawings): "
           f"p50 {np.percentile(times, 50):.1f} ms, p95 {np.percentile(times, 95):.1f} ms")
+
+    if args.browser:
+        times, right = browser_latency(str(ModelRegistry(args.models_dir).root.resolve()),
+                                       args.browser, args.seed)
+        print(f"in the browser, last mouse-up to both predictions ({len(times)} drawings, CNN read "
+              f"{right}): p50 {np.percentile(times, 50):.0f} ms, p95 {np.percentile(times, 95):.0f} ms")
 
 
 if __name__ == "__main__":

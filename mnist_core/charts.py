@@ -12,13 +12,21 @@ COLORS = {"ann": "#1f77b4", "cnn": "#d62728"}
 METRIC_TITLES = {"loss": "Loss (lower is better)", "accuracy": "Accuracy (higher is better)"}
 
 
-def training_curves(runs: list[tuple[str, list[dict], list[dict]]], metric: str) -> go.Figure:
+def training_curves(runs: list[tuple[str, list[dict], list[dict]]], metric: str,
+                    saved: list[tuple[str, str, list[dict]]] = ()) -> go.Figure:
     """One chart of ``metric`` for each (kind, batch events, epoch events) in ``runs``.
 
     Training values are drawn as a line (every few batches), validation values as
-    markers at each epoch end, in the colour of the model's kind.
+    markers at each epoch end, in the colour of the model's kind. ``saved`` holds
+    (name, kind, epoch events) of saved models, drawn faint, to compare with.
     """
     figure = go.Figure()
+    for name, kind, epochs in saved:
+        figure.add_scatter(
+            x=[e["epochs_seen"] for e in epochs], y=[e[f"val_{metric}"] for e in epochs],
+            mode="lines+markers", name=f"{name} (saved)", opacity=0.35,
+            line={"color": COLORS[kind], "dash": "dot"}, marker={"size": 6},
+        )
     for kind, batches, epochs in runs:
         color, label = COLORS[kind], kind.upper()
         figure.add_scatter(

@@ -67,7 +67,8 @@ if start:
         job = default_job(
             kind, epochs=epochs, time_budget=seconds or None, train_size=train_size,
             batch_size=batch_size, optimizer=optimizer, learning_rate=learning_rate,
-            schedule=schedule, dropout=dropout, augment=augment, name=name.strip() or None, data_path=data.reference,
+            schedule=schedule, dropout=dropout, augment=augment, name=name.strip() or None,
+            data_path=data.reference,
             **{"hidden_units" if kind == "ann" else "filters": sizes}, **architecture,
         )
         job.check()
@@ -76,6 +77,9 @@ if start:
         settings.error(f"Cannot start: {error}")
 
 run = service.current
+registry = ui.registry()
+saved = [(entry.name, entry.kind, entry.meta.get("history", {}).get("epoch", []))
+         for entry in map(registry.newest, ("ann", "cnn")) if entry is not None]
 
 
 # Poll twice a second while a run trains; otherwise now and then, to see others' runs start.
@@ -97,9 +101,12 @@ def live_training():
         run.stop()
     histories = [(job.kind, batches, epochs) for job, batches, epochs
                  in zip(run.jobs, state["batches"], state["epochs"]) if batches]
+    this_run = {meta["name"] for meta in state["saved"]}
+    others = [curve for curve in saved if curve[0] not in this_run]
     loss_chart, accuracy_chart = st.columns(2)
-    loss_chart.plotly_chart(training_curves(histories, "loss"), key="loss_curves")
-    accuracy_chart.plotly_chart(training_curves(histories, "accuracy"), key="accuracy_curves")
+    loss_chart.plotly_chart(training_curves(histories, "loss", others), key="loss_curves")
+    accuracy_chart.plotly_chart(training_curves(histories, "accuracy", others), key="accuracy_curves")
+    st.caption("Faint dotted lines: validation curves of the newest saved ANN and CNN, to compare.")
     for meta in state["saved"]:
         stopped = " (stopped early)" if meta["stopped"] else ""
         st.success(f"{meta['kind'].upper()} saved as **{meta['name']}**{stopped}: "

@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 from conftest import DATA, ROOT
+from mnist_core.jobs import default_job
 from mnist_core.pen_strokes import random_digit
 from strokes import DIGITS
 
@@ -207,8 +208,10 @@ def test_training_in_the_browser_live_and_stop(server, page):
     page.goto(f"{server}/train")
     page.get_by_role("button", name="Start training").wait_for(timeout=60_000)
     page.get_by_text("ANN (dense)").click()
-    playwright.expect(page.get_by_label("Epochs")).to_have_count(1)  # the CNN form has gone
-    page.get_by_label("Epochs").fill("50")
+    epochs = page.get_by_label("Epochs")
+    while epochs.count() != 1 or epochs.input_value() != str(default_job("ann").training.epochs):
+        page.wait_for_timeout(100)  # until the ANN form has replaced the CNN one
+    epochs.fill("50")
     page.get_by_role("button", name="Start training").click()
     elapsed = page.get_by_test_id("stMetricValue").first
     elapsed.wait_for(timeout=60_000)

