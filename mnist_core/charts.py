@@ -57,7 +57,7 @@ def probability_bars(probabilities: np.ndarray, kind: str) -> go.Figure:
     ))
     figure.update_layout(
         height=260, margin={"l": 10, "r": 10, "t": 10, "b": 10},
-        xaxis={"type": "category", "tickfont": {"size": 18}},
+        xaxis={"type": "category", "dtick": 1, "tickfont": {"size": 18}},
         yaxis={"range": [0, 1.15], "tickformat": ".0%"},
     )
     return figure
