@@ -31,7 +31,7 @@ from mnist_core.registry import ModelRegistry  # noqa: E402
 KINDS = ("ann", "cnn")
 
 
-def load_models(registry: ModelRegistry, smoke: bool, augment: bool = True) -> dict:
+def load_models(registry: ModelRegistry, smoke: bool, augment: bool = False) -> dict:
     """The newest model of each kind, training the missing ones first."""
     missing = [kind for kind in KINDS if registry.newest(kind) is None]
     if missing:
@@ -109,15 +109,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--per-digit", type=int, default=50, help="drawings per digit and brush")
     parser.add_argument("--brushes", type=int, nargs="+", default=[10, 16, 24, 30, 40])
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--no-augment", action="store_true",
-                        help="train missing quick models without augmentation (to compare)")
+    parser.add_argument("--augment", action="store_true",
+                        help="train missing quick models with augmentation (to compare)")
     parser.add_argument("--browser", type=int, default=0, metavar="N",
                         help="also draw N digits in the real app and time mouse-up to predictions")
     parser.add_argument("--smoke", action="store_true", help="a tiny, quick run (for tests)")
     args = parser.parse_args(argv)
     per_digit, brushes = (2, [10, 40]) if args.smoke else (args.per_digit, args.brushes)
 
-    models = load_models(ModelRegistry(args.models_dir), args.smoke, not args.no_augment)
+    models = load_models(ModelRegistry(args.models_dir), args.smoke, args.augment)
     print(f"\n{per_digit * 10} drawings per brush; accuracy with new / old preprocessing")
     print("brush    CNN new  CNN old    ANN new  ANN old")
     for brush in brushes:
