@@ -15,14 +15,14 @@ import numpy as np
 import pytest
 
 from conftest import DATA, ROOT
+
+sys.path.insert(0, str(ROOT / "bench"))
+from browser import CHROMIUM, CHROMIUM_ARGS, draw  # noqa: E402  (the benchmarks draw alike)
 from mnist_core.jobs import default_job
 from mnist_core.pen_strokes import random_digit
 from strokes import DIGITS
 
 playwright = pytest.importorskip("playwright.sync_api")
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
 SCREENSHOTS = Path(os.environ.get("SCREENSHOT_DIR", ROOT / "tests" / "screenshots"))
 
 pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="needs Debian's chromium")
@@ -97,18 +97,6 @@ def settle(page) -> None:
     """Wait until the script has finished running and the canvas has had a moment to mount."""
     page.locator("[data-testid=stStatusWidget]").wait_for(state="detached", timeout=60_000)
     page.wait_for_timeout(500)
-
-
-def draw(page, strokes) -> None:
-    """Real mouse strokes; the canvas sends its image after each mouse-up (200 ms debounce)."""
-    box = canvas_of(page).bounding_box()
-    for stroke in strokes:
-        points = [(box["x"] + x * box["width"], box["y"] + y * box["height"]) for x, y in stroke]
-        page.mouse.move(*points[0])
-        page.mouse.down()
-        for point in points[1:]:
-            page.mouse.move(*point, steps=3)
-        page.mouse.up()
 
 
 def predictions(page, context: str = "", timeout=20) -> dict[str, int]:
