@@ -131,12 +131,18 @@ def test_service_trains_two_jobs_and_reports_progress(service, tmp_path):
     assert wait(again)["status"] == "finished"
 
 
-def test_stop_ends_after_the_current_batch_and_saves(service, tmp_path):
+def start_long_run(service, tmp_path):
+    """A 50-epoch run in the worker, returned once its first batches are reported."""
     job = TrainingJob(TINY_CNN, TrainingConfig(epochs=50, batch_size=16), data_path="sample",
                       models_dir=str(tmp_path))
     run = service.start([job])
     while not run.snapshot()["batches"][0]:
         time.sleep(0.1)
+    return run
+
+
+def test_stop_ends_after_the_current_batch_and_saves(service, tmp_path):
+    run = start_long_run(service, tmp_path)
     run.stop()
     state = wait(run, timeout=60)
     assert state["status"] == "stopped"
@@ -151,11 +157,7 @@ def test_errors_in_the_worker_are_shown_not_swallowed(service, tmp_path):
 
 
 def test_a_dead_worker_is_reported_and_replaced(service, tmp_path):
-    job = TrainingJob(TINY_CNN, TrainingConfig(epochs=50, batch_size=16), data_path="sample",
-                      models_dir=str(tmp_path))
-    run = service.start([job])
-    while not run.snapshot()["batches"][0]:
-        time.sleep(0.1)
+    run = start_long_run(service, tmp_path)
     service._process.kill()
     state = wait(run, timeout=30)
     assert state["status"] == "failed" and "training process died" in state["error"]
