@@ -16,7 +16,7 @@ st.markdown(
 data = ui.mnist()
 ui.data_banner(data)
 st.subheader("The data")
-st.write(f"This app trains on {data.description}.")
+st.write(f"This app trains on {data.description}")
 
 st.caption("A few of the test digits, two of each:")
 images, labels = examples_by_digit(data)
