@@ -192,13 +192,23 @@ def test_blank_canvas_gives_no_prediction_and_a_hint(server, page):
     assert page.get_by_text(re.compile(r"(ANN|CNN) predicts")).count() == 0
 
 
+def _only_value(locator) -> str | None:
+    """The value of the one matching input, or None while a rerun still shows its stale twin."""
+    try:
+        return locator.input_value(timeout=1_000) if locator.count() == 1 else None
+    except playwright.Error:  # the twin appeared between count() and input_value()
+        return None
+
+
 def test_training_in_the_browser_live_and_stop(server, page):
     page.goto(f"{server}/train")
     page.get_by_role("button", name="Start training").wait_for(timeout=60_000)
     page.get_by_text("ANN (dense)").click()
     epochs = page.get_by_label("Epochs")
-    while epochs.count() != 1 or epochs.input_value() != str(default_job("ann").training.epochs):
-        page.wait_for_timeout(100)  # until the ANN form has replaced the CNN one
+    deadline = time.monotonic() + 30
+    while _only_value(epochs) != str(default_job("ann").training.epochs):
+        assert time.monotonic() < deadline, "the ANN form did not replace the CNN one"
+        page.wait_for_timeout(100)
     epochs.fill("50")
     page.get_by_role("button", name="Start training").click()
     elapsed = page.get_by_test_id("stMetricValue").first
