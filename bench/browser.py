@@ -55,8 +55,8 @@ def chromium_page():
         browser.close()
 
 
-def draw(page, strokes) -> float:
-    """Mouse strokes (canvas fractions) on the Draw page's canvas; the time of the last mouse-up."""
+def draw(page, strokes) -> None:
+    """Mouse strokes (canvas fractions) on the Draw page's canvas."""
     while page.locator(CANVAS).count() != 1:  # after a rerun, the old canvas lingers a moment
         page.wait_for_timeout(50)
     box = page.locator(CANVAS).bounding_box()
@@ -67,12 +67,31 @@ def draw(page, strokes) -> float:
         for point in points[1:]:
             page.mouse.move(*point, steps=3)
         page.mouse.up()
-    return time.perf_counter()
 
 
 def wait_for_predictions(page, timeout_ms: int = 120_000) -> None:
     page.get_by_text("ANN predicts").wait_for(timeout=timeout_ms)
     page.get_by_text("CNN predicts").wait_for(timeout=timeout_ms)
+
+
+def watch_mouse_up(page) -> None:
+    """Have the page note the time of every mouse-up, so latencies are measured in the page."""
+    page.evaluate("document.addEventListener('mouseup',"
+                  " () => { window.lastMouseUp = performance.now(); }, true)")
+
+
+def ms_from_mouse_up_to_predictions(page, timeout_ms: int = 30_000) -> float:
+    """Milliseconds from the page's last mouse-up until both predictions are on it.
+
+    Checked at every animation frame in the page: Playwright's own waits poll with
+    back-off (up to 500 ms apart), too coarse for this.
+    """
+    return page.wait_for_function(
+        """() => {
+            const text = document.querySelector('[data-testid=stMain]').textContent;
+            return text.includes('ANN predicts') && text.includes('CNN predicts')
+                && performance.now() - window.lastMouseUp;
+        }""", polling="raf", timeout=timeout_ms).json_value()
 
 
 def clear(page) -> None:

@@ -220,6 +220,6 @@ def test_training_in_the_browser_live_and_stop(server, page):
         page.wait_for_timeout(300)
     assert len(seen) >= 4, f"elapsed time did not update live: {seen}"
     page.screenshot(path=str(SCREENSHOTS / "train.png"), full_page=True)
-    page.get_by_role("button", name=re.compile("Stop")).click()
+    page.get_by_test_id("stMain").get_by_role("button", name="Stop").click()  # not the header's Stop
     page.get_by_text("stopped early").wait_for(timeout=60_000)
     assert "test accuracy" in page.get_by_text("stopped early").inner_text()
