@@ -7,10 +7,12 @@ Resources cached with ``st.cache_resource`` are shared by every session of the s
 
 from __future__ import annotations
 
+import gc
 import warnings
 
 import streamlit as st
 from streamlit.runtime.pages_manager import PagesManager
+from streamlit.runtime.scriptrunner import script_runner
 
 from mnist_core.data import DataError, MnistData, load_mnist
 from mnist_core.registry import ModelEntry, ModelRegistry
@@ -30,6 +32,21 @@ def _run_through_app_navigation() -> None:
 
 
 _run_through_app_navigation()
+
+
+def _keep_keras_state_between_runs() -> None:
+    """Stop Streamlit from calling ``keras.backend.clear_session()`` after every run.
+
+    Streamlit does it for scripts that build models at each run. Here models are built in
+    the training worker and only served, and the call costs ~250 ms of CPU per run (a full
+    ``gc.collect()``), makes the next prediction ~10x slower (TensorFlow's kernel cache is
+    emptied) and resets Keras state under other sessions' predictions. Streamlit's only
+    other clean-up there is for matplotlib's pyplot, which this app does not use.
+    """
+    script_runner._clean_problem_modules = lambda: None
+
+
+_keep_keras_state_between_runs()
 
 
 @st.cache_resource(show_spinner="Looking for MNIST...")
@@ -59,7 +76,14 @@ def registry() -> ModelRegistry:
 
 @st.cache_resource(max_entries=16, show_spinner="Loading model...")
 def _load_model(name: str, modified: float):
-    return registry().load(registry().get(name))
+    # Python's full garbage collections walk every object TensorFlow and Keras hold,
+    # pausing predictions ~200 ms now and then (measured on the Draw page): freeze them
+    # all once a model is loaded. Unfreezing first lets models evicted from this cache go.
+    gc.unfreeze()
+    gc.collect()
+    model = registry().load(registry().get(name))
+    gc.freeze()
+    return model
 
 
 def load_model(entry: ModelEntry):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -57,9 +58,7 @@ def chromium_page():
 
 def draw(page, strokes) -> None:
     """Mouse strokes (canvas fractions) on the Draw page's canvas."""
-    while page.locator(CANVAS).count() != 1:  # after a rerun, the old canvas lingers a moment
-        page.wait_for_timeout(50)
-    box = page.locator(CANVAS).bounding_box()
+    box = canvas_of(page).bounding_box()
     for stroke in strokes:
         points = [(box["x"] + x * box["width"], box["y"] + y * box["height"]) for x, y in stroke]
         page.mouse.move(*points[0])
@@ -74,28 +73,62 @@ def wait_for_predictions(page, timeout_ms: int = 120_000) -> None:
     page.get_by_text("CNN predicts").wait_for(timeout=timeout_ms)
 
 
-def watch_mouse_up(page) -> None:
-    """Have the page note the time of every mouse-up, so latencies are measured in the page."""
-    page.evaluate("document.addEventListener('mouseup',"
-                  " () => { window.lastMouseUp = performance.now(); }, true)")
+class RunWatcher:
+    """Times, from the app's websocket, how long a drawing takes to come back predicted.
 
-
-def ms_from_mouse_up_to_predictions(page, timeout_ms: int = 30_000) -> float:
-    """Milliseconds from the page's last mouse-up until both predictions are on it.
-
-    Checked at every animation frame in the page: Playwright's own waits poll with
-    back-off (up to 500 ms apart), too coarse for this.
+    A drawing of several strokes may start runs before its last stroke, whose
+    predictions are already on the page: only the run started by the canvas update
+    sent after the last mouse-up counts, until Streamlit says it has finished.
     """
-    return page.wait_for_function(
-        """() => {
-            const text = document.querySelector('[data-testid=stMain]').textContent;
-            return text.includes('ANN predicts') && text.includes('CNN predicts')
-                && performance.now() - window.lastMouseUp;
-        }""", polling="raf", timeout=timeout_ms).json_value()
+
+    def __init__(self, page) -> None:
+        self.events: list[tuple[float, str]] = []
+        page.on("websocket", self._watch)
+
+    def _watch(self, socket) -> None:
+        socket.on("framesent", lambda _: self.events.append((time.perf_counter(), "sent")))
+        socket.on("framereceived", self._received)
+
+    def _received(self, payload) -> None:
+        from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
+
+        message = ForwardMsg()
+        message.ParseFromString(payload)
+        self.events.append((time.perf_counter(), message.WhichOneof("type")))
+
+    def ms_until_run_finished(self, page, since: float, timeout_s: float = 30) -> float:
+        """Milliseconds from ``since`` until the first run started by a message sent after it ends."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            after = [(t, kind) for t, kind in self.events if t > since]
+            kinds = [kind for _, kind in after]
+            if "sent" in kinds and "new_session" in kinds[kinds.index("sent"):]:
+                started = kinds.index("new_session", kinds.index("sent"))
+                if "script_finished" in kinds[started:]:
+                    return (after[kinds.index("script_finished", started)][0] - since) * 1000
+            page.wait_for_timeout(5)
+        raise TimeoutError("the drawing's run did not finish")
+
+
+def canvas_of(page, key: str = "canvas-"):
+    """The canvas the page shows now (after Clear, the old one lingers a moment)."""
+    canvas = page.locator(f"[class*=st-key-{key}] canvas.upper-canvas")
+    canvas.last.wait_for(state="visible", timeout=60_000)
+    while page.locator(CANVAS).count() != 1:
+        page.wait_for_timeout(50)
+    return canvas
+
+
+def settle(page) -> None:
+    """Wait until the script has finished running and the canvas has had a moment to mount."""
+    page.locator("[data-testid=stStatusWidget]").wait_for(state="detached", timeout=60_000)
+    page.wait_for_timeout(500)
 
 
 def clear(page) -> None:
-    """Press Clear and wait for the hint that replaces the predictions."""
+    """Press Clear and wait for the new, empty canvas (its key counts up)."""
+    key = re.search(r"st-key-canvas-(\d+)", page.locator("[class*=st-key-canvas-]").get_attribute("class"))
     page.get_by_role("button", name="Clear").click()
-    page.get_by_text("Draw a digit on the black square").wait_for(timeout=30_000)
-    page.wait_for_timeout(500)
+    page.get_by_text("Draw a digit on the black square").wait_for(timeout=20_000)
+    canvas_of(page, f"canvas-{int(key[1]) + 1}")
+    settle(page)

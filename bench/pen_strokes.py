@@ -21,9 +21,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from browser import (  # noqa: E402
-    CANVAS, chromium_page, clear, draw, ms_from_mouse_up_to_predictions, running_app, watch_mouse_up,
-)
+from browser import CANVAS, RunWatcher, chromium_page, clear, draw, running_app  # noqa: E402
 from mnist_core.data import load_mnist  # noqa: E402
 from mnist_core.inference import predict_digit  # noqa: E402
 from mnist_core.pen_strokes import make_set, random_digit  # noqa: E402
@@ -82,23 +80,24 @@ def latency(models: dict, canvases: np.ndarray) -> np.ndarray:
 
 
 def browser_latency(models_dir: str, count: int, seed: int) -> tuple[np.ndarray, int]:
-    """Milliseconds from the last mouse-up of a drawing to both predictions on the page,
-    for ``count`` random digits drawn with real mouse strokes; and how many the CNN read."""
+    """Milliseconds from the last mouse-up of a drawing until the run it starts has put both
+    predictions (and the rest of the page) on screen, for ``count`` random digits drawn
+    with real mouse strokes; and how many the CNN read."""
     import re
 
     rng = np.random.default_rng(seed)
     times, right = [], 0
     with running_app(models_dir, load_mnist().reference) as (url, _), chromium_page() as page:
+        runs = RunWatcher(page)
         page.goto(f"{url}/draw")
         page.locator(CANVAS).wait_for(timeout=120_000)
         page.get_by_text("ANN: waiting for a drawing").wait_for(timeout=120_000)
         page.wait_for_timeout(1000)
-        watch_mouse_up(page)
         for digit in rng.integers(0, 10, count):
             strokes = random_digit(rng, int(digit))
             strokes = [[(x, max(y, 0.1)) for x, y in stroke] for stroke in strokes]  # not the toolbar
             draw(page, strokes)
-            times.append(ms_from_mouse_up_to_predictions(page))
+            times.append(runs.ms_until_run_finished(page, since=time.perf_counter()))
             found = re.search(r"CNN predicts (\d)", page.locator("[data-testid=stMain]").inner_text())
             right += found is not None and int(found[1]) == digit
             clear(page)

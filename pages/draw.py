@@ -50,78 +50,84 @@ def training_progress():
 
 training_progress()
 
-source = st.segmented_control("Input", ["Draw", "Photo"], default="Draw", key="source",
-                              format_func={"Draw": ":material/draw: Draw",
-                                           "Photo": ":material/photo_camera: Photo"}.get) or "Draw"
-drawing, hint = None, "Draw a digit on the black square, as large as you like."
-input_column, *prediction_columns = st.columns([4, 3, 3], gap="medium")
-with input_column:
-    if source == "Draw":
-        canvas = st_canvas(
-            stroke_width=st.session_state.get("brush", 24), stroke_color="#FFFFFF",
-            background_color="#000000", height=336, width=336, drawing_mode="freedraw",
-            return_image_data=True, key=ui.canvas_key(),
-        )
-        clear, brush = st.columns([1, 2], vertical_alignment="bottom")
-        clear.button("Clear", icon=":material/delete:", on_click=ui.clear_canvas)
-        brush.slider("Brush size", 10, 40, 24, key="brush")
-        st.caption("Undo and redo: the canvas toolbar (hover over the canvas).")
-        if canvas.image_data is not None:
-            ink = ink_from_rgba(canvas.image_data)
-            drawing = preprocess_ink(ink)
-            if drawing is None and not is_blank(ink):
-                hint = "That is too small to read: draw a bigger digit."
-    else:
-        photo = st.file_uploader(
-            "A photo of one handwritten digit (dark pen on light paper)",
-            type=["png", "jpg", "jpeg", "webp", "bmp", "gif"], key="photo",
-            help=f"Up to {MAX_UPLOAD_BYTES // 2**20} MB. Crop it to the digit for best results.")
-        hint = "Upload a photo of a digit written on paper."
-        if photo is not None:
+# A fragment: each stroke reruns only what follows, not the data and model checks above.
+@st.fragment
+def draw_and_compare() -> None:
+    source = st.segmented_control("Input", ["Draw", "Photo"], default="Draw", key="source",
+                                  format_func={"Draw": ":material/draw: Draw",
+                                               "Photo": ":material/photo_camera: Photo"}.get) or "Draw"
+    drawing, hint = None, "Draw a digit on the black square, as large as you like."
+    input_column, *prediction_columns = st.columns([4, 3, 3], gap="medium")
+    with input_column:
+        if source == "Draw":
+            canvas = st_canvas(
+                stroke_width=st.session_state.get("brush", 24), stroke_color="#FFFFFF",
+                background_color="#000000", height=336, width=336, drawing_mode="freedraw",
+                return_image_data=True, key=ui.canvas_key(),
+            )
+            clear, brush = st.columns([1, 2], vertical_alignment="bottom")
+            clear.button("Clear", icon=":material/delete:", on_click=ui.clear_canvas)
+            brush.slider("Brush size", 10, 40, 24, key="brush")
+            st.caption("Undo and redo: the canvas toolbar (hover over the canvas).")
+            if canvas.image_data is not None:
+                ink = ink_from_rgba(canvas.image_data)
+                drawing = preprocess_ink(ink)
+                if drawing is None and not is_blank(ink):
+                    hint = "That is too small to read: draw a bigger digit."
+        else:
+            photo = st.file_uploader(
+                "A photo of one handwritten digit (dark pen on light paper)",
+                type=["png", "jpg", "jpeg", "webp", "bmp", "gif"], key="photo",
+                help=f"Up to {MAX_UPLOAD_BYTES // 2**20} MB. Crop it to the digit for best results.")
+            hint = "Upload a photo of a digit written on paper."
+            if photo is not None:
+                try:
+                    drawing = preprocess_photo(photo.getvalue())
+                    st.image(photo, width=336)
+                except ImageError as error:
+                    st.error(str(error))
+                    hint = "Try another photo."
+
+    predictions = {}
+    for column, kind in zip(prediction_columns, KINDS):
+        with column:
+            if not entries[kind]:
+                st.subheader(f"{kind.upper()}: no model yet")
+                continue
+            by_label = {entry.label: entry for entry in entries[kind]}
+            # Keyed on the newest name, so a newly trained model becomes the default.
+            label = st.selectbox(f"{kind.upper()} model", list(by_label), key=f"{kind}-{entries[kind][0].name}")
             try:
-                drawing = preprocess_photo(photo.getvalue())
-                st.image(photo, width=336)
-            except ImageError as error:
-                st.error(str(error))
-                hint = "Try another photo."
+                model = ui.load_model(by_label[label])
+            except ModelLoadError as error:
+                st.error(f"This model cannot be used: {error}. Pick another or train a new one.")
+                continue
+            if drawing is None:
+                st.subheader(f"{kind.upper()}: waiting for a drawing")
+                continue
+            probabilities = predict_digit({kind: model}, drawing.image)[kind]
+            (best, confidence), *others = top_k(probabilities, 3)
+            predictions[kind] = best
+            st.markdown(f"### {kind.upper()} predicts **{best}**")
+            st.markdown(f"**{confidence:.0%} sure**; then "
+                        + ", ".join(f"**{d}** ({p:.0%})" for d, p in others))
+            st.html(probability_bars(probabilities, kind))
 
-predictions = {}
-for column, kind in zip(prediction_columns, KINDS):
-    with column:
-        if not entries[kind]:
-            st.subheader(f"{kind.upper()}: no model yet")
-            continue
-        by_label = {entry.label: entry for entry in entries[kind]}
-        # Keyed on the newest name, so a newly trained model becomes the default.
-        label = st.selectbox(f"{kind.upper()} model", list(by_label), key=f"{kind}-{entries[kind][0].name}")
-        try:
-            model = ui.load_model(by_label[label])
-        except ModelLoadError as error:
-            st.error(f"This model cannot be used: {error}. Pick another or train a new one.")
-            continue
-        if drawing is None:
-            st.subheader(f"{kind.upper()}: waiting for a drawing")
-            continue
-        probabilities = predict_digit({kind: model}, drawing.image)[kind]
-        (best, confidence), *others = top_k(probabilities, 3)
-        predictions[kind] = best
-        st.markdown(f"### {kind.upper()} predicts **{best}**")
-        st.markdown(f"**{confidence:.0%} sure**; then "
-                    + ", ".join(f"**{d}** ({p:.0%})" for d, p in others))
-        st.plotly_chart(probability_bars(probabilities, kind), key=f"bars-{kind}")
+    if len(predictions) == 2:
+        if predictions["ann"] != predictions["cnn"]:
+            st.warning(f"### The networks disagree: ANN reads {predictions['ann']}, "
+                       f"CNN reads {predictions['cnn']}", icon=":material/compare_arrows:")
+        else:
+            st.success(f"### Both networks read {predictions['cnn']}", icon=":material/check_circle:")
 
-if len(predictions) == 2:
-    if predictions["ann"] != predictions["cnn"]:
-        st.warning(f"### The networks disagree: ANN reads {predictions['ann']}, "
-                   f"CNN reads {predictions['cnn']}", icon=":material/compare_arrows:")
+    st.markdown("#### What the networks see")
+    if drawing is None:
+        st.info(hint)
     else:
-        st.success(f"### Both networks read {predictions['cnn']}", icon=":material/check_circle:")
+        steps = [(drawing.cropped, "cropped to the ink"), (drawing.redrawn, "strokes made MNIST-thin"),
+                 (drawing.fitted, "fitted in 20×20"), (drawing.image, "centred in 28×28: the input")]
+        for column, (image, caption) in zip(st.columns(len(steps)), steps):
+            column.image(enlarge(image, 160), caption=caption)
 
-st.markdown("#### What the networks see")
-if drawing is None:
-    st.info(hint)
-else:
-    steps = [(drawing.cropped, "cropped to the ink"), (drawing.redrawn, "strokes made MNIST-thin"),
-             (drawing.fitted, "fitted in 20×20"), (drawing.image, "centred in 28×28: the input")]
-    for column, (image, caption) in zip(st.columns(len(steps)), steps):
-        column.image(enlarge(image, 160), caption=caption)
+
+draw_and_compare()

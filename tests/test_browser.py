@@ -17,7 +17,7 @@ import pytest
 from conftest import DATA, ROOT
 
 sys.path.insert(0, str(ROOT / "bench"))
-from browser import CHROMIUM, CHROMIUM_ARGS, draw  # noqa: E402  (the benchmarks draw alike)
+from browser import CHROMIUM, CHROMIUM_ARGS, canvas_of, clear, draw, settle  # noqa: E402  (the benchmarks draw alike)
 from mnist_core.jobs import default_job
 from mnist_core.pen_strokes import random_digit
 from strokes import DIGITS
@@ -84,21 +84,6 @@ def page(browser):
     page.close()
 
 
-def canvas_of(page, key: str = "canvas-"):
-    """The canvas the page shows now (after Clear, the old one lingers a moment)."""
-    canvas = page.locator(f"[class*=st-key-{key}] canvas.upper-canvas")
-    canvas.last.wait_for(state="visible", timeout=60_000)
-    while page.locator("[class*=st-key-canvas-] canvas.upper-canvas").count() != 1:
-        page.wait_for_timeout(50)
-    return canvas
-
-
-def settle(page) -> None:
-    """Wait until the script has finished running and the canvas has had a moment to mount."""
-    page.locator("[data-testid=stStatusWidget]").wait_for(state="detached", timeout=60_000)
-    page.wait_for_timeout(500)
-
-
 def predictions(page, context: str = "", timeout=20) -> dict[str, int]:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -108,15 +93,6 @@ def predictions(page, context: str = "", timeout=20) -> dict[str, int]:
             return {kind: int(digit) for kind, digit in found.items()}
         page.wait_for_timeout(100)
     raise AssertionError(f"no predictions shown ({context}); page says:\n{text[:2000]}")
-
-
-def clear(page) -> None:
-    """Press Clear and wait for the new, empty canvas (its key counts up)."""
-    key = re.search(r"st-key-canvas-(\d+)", page.locator("[class*=st-key-canvas-]").get_attribute("class"))
-    page.get_by_role("button", name="Clear").click()
-    page.get_by_text("Draw a digit on the black square").wait_for(timeout=20_000)
-    canvas_of(page, f"canvas-{int(key[1]) + 1}")
-    settle(page)
 
 
 def test_drawing_every_digit_shows_both_predictions(server, page):

@@ -1,6 +1,8 @@
+import re
+
 import numpy as np
 
-from mnist_core.charts import probability_bars, training_curves
+from mnist_core.charts import BAR_PIXELS, COLORS, probability_bars, training_curves
 
 
 def events(n, metric_value):
@@ -21,7 +23,10 @@ def test_training_curves_show_the_run_and_saved_models_to_compare():
 def test_probability_bars_highlight_the_most_likely_digit():
     probabilities = np.full(10, 0.02)
     probabilities[7] = 0.82
-    figure = probability_bars(probabilities, "ann")
-    colors = list(figure.data[0].marker.color)
-    assert colors[7] != colors[0] and len(set(colors)) == 2
-    assert figure.data[0].text[7] == "82%"
+    html = probability_bars(probabilities, "ann")
+    colors = re.findall(r"background:(#[0-9a-f]{6})", html)
+    assert len(colors) == 10 and colors[7] == COLORS["ann"] and set(colors[:7] + colors[8:]) == {"#b0b0b0"}
+    heights = [int(h) for h in re.findall(r"height:(\d+)px;background", html)]
+    assert heights[7] == round(0.82 * BAR_PIXELS) and heights[0] == round(0.02 * BAR_PIXELS)
+    assert "82%" in html and "7: 82%" in html  # the label over the bar, and the accessible summary
+    assert [int(d) for d in re.findall(r"<b[^>]*>(\d)</b>", html)] == list(range(10))
