@@ -88,6 +88,9 @@ def dense_512_512():
     ])
 
 
+BASELINE_BATCH = 128  # the plain Keras models train as the issue measured them
+
+
 def plain_fit(model, data, job, callbacks=(), epochs=None):
     """``model.fit`` on the same split as the app's training, Adam at Keras's default rate."""
     (x, y), validation = split_data(data, job.training)
@@ -112,7 +115,8 @@ def race(data, kind, baseline, target, max_epochs, job_changes, seeds, models_di
         print(f"  default {kind.upper()} seed {seed}: {runs[-1]}", flush=True)
     keras.utils.set_random_seed(0)
     clock = AccuracyClock(x_test, y_test, stop_at=target)
-    plain_fit(baseline(), data, default_job(kind, **job_changes), [clock], epochs=max_epochs)
+    baseline_job = default_job(kind, **{**job_changes, "batch_size": BASELINE_BATCH})
+    plain_fit(baseline(), data, baseline_job, [clock], epochs=max_epochs)
     print(f"  baseline: {clock.points}", flush=True)
     return runs, clock.time_to(target), clock.points
 

@@ -22,7 +22,7 @@ class AnnConfig:
     activation: str = "relu"
     dropout: float = 0.2
     optimizer: str = "adam"
-    learning_rate: float = 2e-3
+    learning_rate: float = 4e-3  # the one-cycle peak; with batch 256 (see jobs.py)
     schedule: str = "one-cycle"  # the learning rate's course over the run, see training.py
     augment: bool = False  # random shifts, turns and zooms of the training digits
 
