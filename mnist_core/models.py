@@ -33,14 +33,14 @@ class AnnConfig:
 class CnnConfig:
     """Convnet: conv blocks (conv, pool) that see local strokes, then a small dense head."""
 
-    filters: tuple[int, ...] = (32, 64, 128)
+    filters: tuple[int, ...] = (24, 48, 96)  # 32-64-128: as accurate, 1.6x the time
     kernel_size: int = 3
     pooling: str = "max"
     batch_norm: bool = True  # normalise each conv output: more accurate in few epochs
     dense_units: int = 0  # 0: straight from the conv features to the ten digits
     dropout: float = 0.4
     optimizer: str = "adam"
-    learning_rate: float = 3e-3
+    learning_rate: float = 5e-3  # the one-cycle peak
     schedule: str = "one-cycle"
     augment: bool = False
 
