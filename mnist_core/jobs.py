@@ -70,7 +70,7 @@ class TrainingJob:
 # With the one-cycle schedule, a few epochs are enough (see docs/benchmarks.md).
 DEFAULT_TRAINING = {
     "ann": TrainingConfig(epochs=5, batch_size=256),
-    "cnn": TrainingConfig(epochs=3, batch_size=128),
+    "cnn": TrainingConfig(epochs=4, batch_size=128),
 }
 
 

@@ -1,6 +1,5 @@
 import gzip
 import http.server
-import os
 import socket
 import threading
 import time

@@ -4,13 +4,14 @@ import sys
 import time
 
 import keras
+import numpy as np
 import pytest
 
 from conftest import ROOT
 from mnist_core.jobs import TrainingConfig, TrainingJob, default_job, quick_jobs
 from mnist_core.models import AnnConfig, CnnConfig
 from mnist_core.registry import ModelRegistry
-from mnist_core.training import WARMUP, one_cycle, train
+from mnist_core.training import WARMUP, one_cycle, train, training_batches
 from mnist_core.worker import TrainingBusy, TrainingService
 
 TINY_ANN = AnnConfig(hidden_units=(64,))
@@ -57,6 +58,20 @@ def test_time_budget_stops_training(tmp_path, small_mnist):
     entry = train(tiny_job(tmp_path, TINY_CNN, epochs=500, time_budget=2.0), small_mnist)
     assert entry.meta["stopped_by"] == "time budget"
     assert entry.meta["train_seconds"] < 10 and time.perf_counter() - started < 30
+
+
+def test_training_batches_show_every_image_once_an_epoch_in_a_new_order():
+    x = np.arange(100, dtype=np.float32).reshape(100, 1)
+    y = np.arange(100)
+    batches = training_batches(x, y, batch_size=32, seed=0)
+    epochs = [[b[1].numpy() for b in batches] for _ in range(2)]  # one pass = one epoch
+    assert [len(b) for b in epochs[0]] == [32, 32, 32, 4]  # the last batch is partial
+    first, second = (np.concatenate(e) for e in epochs)
+    assert sorted(first) == sorted(second) == list(range(100))
+    assert not np.array_equal(first, second) and not np.array_equal(first, y)
+    assert all(np.array_equal(bx[:, 0], by) for bx, by in batches.take(4))  # pairs kept
+    again = np.concatenate([b[1].numpy() for b in training_batches(x, y, 32, seed=0)])
+    assert np.array_equal(first, again)  # same seed, same order
 
 
 def test_one_cycle_warms_up_then_anneals_to_zero():
