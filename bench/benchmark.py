@@ -13,6 +13,7 @@ Writes the table to docs/benchmarks.md (not in smoke mode).
 from __future__ import annotations
 
 import argparse
+import gc
 import os
 import platform
 import shutil
@@ -39,7 +40,7 @@ from mnist_core.models import build_ann  # noqa: E402
 from mnist_core.pen_strokes import DIGITS, render  # noqa: E402
 from mnist_core.preprocessing import preprocess_canvas  # noqa: E402
 from mnist_core.registry import ModelRegistry  # noqa: E402
-from mnist_core.training import split_data, to_input, train, training_batches  # noqa: E402
+from mnist_core.training import split_data, to_input, train, training_batches, validation_batches  # noqa: E402
 from mnist_core.worker import TrainingService  # noqa: E402
 
 
@@ -106,16 +107,23 @@ def plain_fit(model, data, job, callbacks=(), epochs=None, app_pipeline=False):
     (x, y), validation = split_data(data, job.training)
     model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     batch_size = job.training.batch_size
-    inputs = ({"x": training_batches(x, y, batch_size, job.training.seed), "shuffle": False} if app_pipeline
-              else {"x": x, "y": y, "batch_size": batch_size})
+    inputs = ({"x": training_batches(x, y, batch_size, job.training.seed), "shuffle": False,
+               "validation_data": validation_batches(*validation)} if app_pipeline
+              else {"x": x, "y": y, "batch_size": batch_size, "validation_data": validation})
     started = time.perf_counter()
-    model.fit(**inputs, epochs=epochs or job.training.epochs, validation_data=validation,
-              callbacks=list(callbacks), verbose=0)
+    model.fit(**inputs, epochs=epochs or job.training.epochs, callbacks=list(callbacks), verbose=0)
     return time.perf_counter() - started
+
+
+def untimed_cleanup():
+    """Free earlier runs' Keras pipelines now: tearing one down waits for its tf.data
+    autotuning thread to wake up, which stalled the next timed run by up to 30 s."""
+    gc.collect()
 
 
 def race(data, kind, baseline, target, max_epochs, job_changes, seeds, models_dir):
     """Time to ``target`` test accuracy: the default ``kind`` over ``seeds`` vs ``baseline``."""
+    untimed_cleanup()
     x_test, y_test = to_input(data.x_test), data.y_test
     runs = []
     for seed in seeds:
@@ -141,6 +149,7 @@ def overhead(data, job_changes, repeats):
 
     The default ANN: its batches are the quickest, so per-batch costs weigh the most.
     """
+    untimed_cleanup()
     job = default_job("ann", **job_changes)
     service = TrainingService()
     app_seconds, plain_seconds = [], []
@@ -182,6 +191,7 @@ def peak_rss_mb(pid: int) -> float:
 
 def cold_start(models_dir: str, data_reference: str):
     """Seconds from ``streamlit run app.py`` to both predictions of a drawn 7; server peak RSS."""
+    untimed_cleanup()
     started = time.perf_counter()
     with running_app(models_dir, data_reference) as (url, server), chromium_page() as page:
         page.goto(f"{url}/draw")

@@ -45,11 +45,21 @@ def training_batches(x: np.ndarray, y: np.ndarray, batch_size: int, seed: int) -
     """
     order = tf.data.Dataset.range(len(y)).shuffle(len(y), seed=seed).batch(batch_size)
     arrays = tf.data.Dataset.from_tensors((x, y)).repeat()
+    batches = (tf.data.Dataset.zip(order, arrays)
+               .map(lambda batch, xy: (tf.gather(xy[0], batch), tf.gather(xy[1], batch))))
+    return without_autotuning(batches.prefetch(2))
+
+
+def validation_batches(x: np.ndarray, y: np.ndarray) -> tf.data.Dataset:
+    """The validation set in fixed order: Keras keeps its pipeline for the whole run, and
+    freeing it later would wait for the autotuning thread as above."""
+    return without_autotuning(tf.data.Dataset.from_tensor_slices((x, y)).batch(1024))
+
+
+def without_autotuning(dataset: tf.data.Dataset) -> tf.data.Dataset:
     options = tf.data.Options()
     options.autotune.enabled = False
-    return (tf.data.Dataset.zip(order, arrays)
-            .map(lambda batch, xy: (tf.gather(xy[0], batch), tf.gather(xy[1], batch)))
-            .prefetch(2).with_options(options))
+    return dataset.with_options(options)
 
 
 def to_input(images: np.ndarray) -> np.ndarray:
@@ -83,7 +93,7 @@ def train(
     model.fit(
         training_batches(x_train, y_train, config.batch_size, config.seed), shuffle=False,
         epochs=config.epochs,
-        validation_data=validation, callbacks=callbacks, verbose=0,
+        validation_data=validation_batches(*validation), callbacks=callbacks, verbose=0,
     )
     train_seconds = time.perf_counter() - started
     on_event({"type": "status", "message": "evaluating on the test set"})
