@@ -1,6 +1,6 @@
 """Benchmark the defaults against plain Keras on this machine; print and save the table.
 
-    MNIST_DATA=../shared/mnist/mnist.npz python bench/benchmark.py          # ~15 minutes
+    MNIST_DATA=../shared/mnist/mnist.npz python bench/benchmark.py          # ~30 minutes
     python bench/benchmark.py --smoke                                       # ~1 minute
 
 Measures: time to 99.0% (default CNN vs the keras-io "simple MNIST convnet") and to 98.0%
