@@ -82,9 +82,14 @@ saved = [(entry.name, entry.kind, entry.meta.get("history", {}).get("epoch", [])
          for entry in map(registry.newest, ("ann", "cnn")) if entry is not None]
 
 
-# Poll twice a second while a run trains; otherwise now and then, to see others' runs start.
-@st.fragment(run_every=0.5 if run is not None and run.active else 3.0)
-def live_training():
+# While a run trains, the numbers poll twice a second and the curves every two seconds
+# (redrawing the charts costs the server and the browser CPU that training needs on a
+# small machine); otherwise both poll now and then, to see others' runs start.
+training_now = run is not None and run.active
+
+
+@st.fragment(run_every=0.5 if training_now else 3.0)
+def live_status():
     run = service.current
     if run is None:
         st.info("No training yet on this server: choose the settings above and press Start.")
@@ -99,14 +104,6 @@ def live_training():
     if state["active"] and stop.button("Stop", icon=":material/stop:",
                                        help="Stops after this batch and keeps the model so far."):
         run.stop()
-    histories = [(job.kind, batches, epochs) for job, batches, epochs
-                 in zip(run.jobs, state["batches"], state["epochs"]) if batches]
-    this_run = {meta["name"] for meta in state["saved"]}
-    others = [curve for curve in saved if curve[0] not in this_run]
-    loss_chart, accuracy_chart = st.columns(2)
-    loss_chart.plotly_chart(training_curves(histories, "loss", others), key="loss_curves")
-    accuracy_chart.plotly_chart(training_curves(histories, "accuracy", others), key="accuracy_curves")
-    st.caption("Faint dotted lines: validation curves of the newest saved ANN and CNN, to compare.")
     for meta in state["saved"]:
         stopped = " (stopped early)" if meta["stopped"] else ""
         st.success(f"{meta['kind'].upper()} saved as **{meta['name']}**{stopped}: "
@@ -119,5 +116,22 @@ def live_training():
     ui.rerun_when_run_changes(run, state)
 
 
+@st.fragment(run_every=2.0 if training_now else 3.0)
+def live_curves():
+    run = service.current
+    if run is None:
+        return
+    state = run.snapshot()
+    histories = [(job.kind, batches, epochs) for job, batches, epochs
+                 in zip(run.jobs, state["batches"], state["epochs"]) if batches]
+    this_run = {meta["name"] for meta in state["saved"]}
+    others = [curve for curve in saved if curve[0] not in this_run]
+    loss_chart, accuracy_chart = st.columns(2)
+    loss_chart.plotly_chart(training_curves(histories, "loss", others), key="loss_curves")
+    accuracy_chart.plotly_chart(training_curves(histories, "accuracy", others), key="accuracy_curves")
+    st.caption("Faint dotted lines: validation curves of the newest saved ANN and CNN, to compare.")
+
+
 with live:
-    live_training()
+    live_status()
+    live_curves()
