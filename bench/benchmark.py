@@ -40,7 +40,7 @@ from mnist_core.models import build_ann  # noqa: E402
 from mnist_core.pen_strokes import DIGITS, render  # noqa: E402
 from mnist_core.preprocessing import preprocess_canvas  # noqa: E402
 from mnist_core.registry import ModelRegistry  # noqa: E402
-from mnist_core.training import split_data, to_input, train, training_batches, validation_batches  # noqa: E402
+from mnist_core.training import split_data, to_input, train, training_batches, evaluation_batches  # noqa: E402
 from mnist_core.worker import TrainingService  # noqa: E402
 
 
@@ -48,9 +48,9 @@ from mnist_core.worker import TrainingService  # noqa: E402
 class AccuracyClock(keras.callbacks.Callback):
     """Test accuracy four times an epoch, against training seconds (evaluations not counted)."""
 
-    def __init__(self, x_test, y_test, stop_at: float | None = None, per_epoch: int = 4):
+    def __init__(self, test, stop_at: float | None = None, per_epoch: int = 4):
         super().__init__()
-        self.x_test, self.y_test, self.stop_at, self.per_epoch = x_test, y_test, stop_at, per_epoch
+        self.test, self.stop_at, self.per_epoch = test, stop_at, per_epoch
         self.points: list[tuple[float, float]] = []
 
     def on_train_begin(self, logs=None):
@@ -64,7 +64,7 @@ class AccuracyClock(keras.callbacks.Callback):
     def measure(self):
         seconds = time.perf_counter() - self.started - self.paused
         before = time.perf_counter()
-        accuracy = self.model.evaluate(self.x_test, self.y_test, batch_size=1024, verbose=0)[1]
+        accuracy = self.model.evaluate(self.test, verbose=0)[1]
         self.paused += time.perf_counter() - before
         self.points.append((seconds, accuracy))
         if self.stop_at is not None and accuracy >= self.stop_at:
@@ -108,7 +108,7 @@ def plain_fit(model, data, job, callbacks=(), epochs=None, app_pipeline=False):
     model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     batch_size = job.training.batch_size
     inputs = ({"x": training_batches(x, y, batch_size, job.training.seed), "shuffle": False,
-               "validation_data": validation_batches(*validation)} if app_pipeline
+               "validation_data": evaluation_batches(*validation)} if app_pipeline
               else {"x": x, "y": y, "batch_size": batch_size, "validation_data": validation})
     started = time.perf_counter()
     model.fit(**inputs, epochs=epochs or job.training.epochs, callbacks=list(callbacks), verbose=0)
@@ -124,10 +124,10 @@ def untimed_cleanup():
 def race(data, kind, baseline, target, max_epochs, job_changes, seeds, models_dir):
     """Time to ``target`` test accuracy: the default ``kind`` over ``seeds`` vs ``baseline``."""
     untimed_cleanup()
-    x_test, y_test = to_input(data.x_test), data.y_test
+    test = evaluation_batches(to_input(data.x_test), data.y_test)
     runs = []
     for seed in seeds:
-        clock = AccuracyClock(x_test, y_test)
+        clock = AccuracyClock(test)
         job = default_job(kind, seed=seed, models_dir=models_dir, **job_changes)
         entry = train(job, data, callbacks=[clock])
         runs.append({"seed": seed, "accuracy": entry.meta["test_accuracy"],
@@ -138,7 +138,7 @@ def race(data, kind, baseline, target, max_epochs, job_changes, seeds, models_di
     clocks = []
     for app_pipeline in (False, True):  # as published, then without Keras's epoch stalls
         keras.utils.set_random_seed(0)
-        clocks.append(AccuracyClock(x_test, y_test, stop_at=target))
+        clocks.append(AccuracyClock(test, stop_at=target))
         plain_fit(baseline(), data, baseline_job, clocks[-1:], max_epochs, app_pipeline)
         print(f"  baseline{' (app pipeline)' * app_pipeline}: {clocks[-1].points}", flush=True)
     return runs, *(clock.time_to(target) for clock in clocks), clocks[0].points

@@ -50,9 +50,9 @@ def training_batches(x: np.ndarray, y: np.ndarray, batch_size: int, seed: int) -
     return without_autotuning(batches.prefetch(2))
 
 
-def validation_batches(x: np.ndarray, y: np.ndarray) -> tf.data.Dataset:
-    """The validation set in fixed order: Keras keeps its pipeline for the whole run, and
-    freeing it later would wait for the autotuning thread as above."""
+def evaluation_batches(x: np.ndarray, y: np.ndarray) -> tf.data.Dataset:
+    """A held-out set (validation or test) in fixed order, for the same reason: Keras keeps
+    the validation pipeline for the whole run, and freeing it later waited as above."""
     return without_autotuning(tf.data.Dataset.from_tensor_slices((x, y)).batch(1024))
 
 
@@ -93,12 +93,12 @@ def train(
     model.fit(
         training_batches(x_train, y_train, config.batch_size, config.seed), shuffle=False,
         epochs=config.epochs,
-        validation_data=validation_batches(*validation), callbacks=callbacks, verbose=0,
+        validation_data=evaluation_batches(*validation), callbacks=callbacks, verbose=0,
     )
     train_seconds = time.perf_counter() - started
     on_event({"type": "status", "message": "evaluating on the test set"})
-    test_loss, test_accuracy = model.evaluate(to_input(data.x_test), data.y_test,
-                                              batch_size=1024, verbose=0)
+    test_loss, test_accuracy = model.evaluate(evaluation_batches(to_input(data.x_test), data.y_test),
+                                              verbose=0)
     meta = {
         "kind": job.kind,
         "config": config_to_dict(job.model),
