@@ -26,9 +26,10 @@ run = service.current
 
 if missing:
     names = " and ".join(kind.upper() for kind in missing)
-    st.info(f"No {names} model yet. Train quick default models here (about a minute), "
+    models = "models" if len(missing) > 1 else "model"
+    st.info(f"No {names} model yet. Train quick default {models} here (about a minute), "
             "or choose your own settings on the Train page.")
-    if st.button(f"Train quick {names} models", type="primary"):
+    if st.button(f"Train quick {names} {models}", type="primary"):
         try:
             run = service.start(quick_jobs(missing, data_path=data.reference))
         except TrainingBusy as error:

@@ -81,6 +81,15 @@ def test_draw_page_without_models_offers_quick_training():
     assert any(b.label == "Train quick ANN and CNN models" for b in app.button)
 
 
+def test_draw_page_offers_quick_training_of_the_missing_kind_only(small_mnist_sample, tmp_path, monkeypatch):
+    job = TrainingJob(CnnConfig(filters=(8,)), TrainingConfig(epochs=1), models_dir=str(tmp_path))
+    train(job, small_mnist_sample)
+    monkeypatch.setenv("MNIST_MODELS_DIR", str(tmp_path))
+    app = open_page("pages/draw.py")
+    assert "No ANN model yet. Train quick default model here" in texts(app)
+    assert [b.label for b in app.button if b.label.startswith("Train quick")] == ["Train quick ANN model"]
+
+
 @pytest.fixture
 def saved_models(small_mnist_sample, tmp_path, monkeypatch):
     models_dir = tmp_path / "models"
