@@ -16,7 +16,8 @@ st.markdown(
 data = ui.mnist()
 ui.data_banner(data)
 st.subheader("The data")
-st.write(f"This app trains on {data.description}")
+if not data.is_sample:  # the banner above has said it for the sample
+    st.write(f"This app trains on {data.description}")
 
 st.caption("A few of the test digits, two of each:")
 images, labels = examples_by_digit(data)

@@ -46,7 +46,7 @@ def test_home_says_where_the_data_came_from():
     app = open_page()
     assert app.title[0].value.startswith("MNIST live")
     assert "offline MNIST sample" in app.warning[0].value
-    assert "4,000 training and 1,000 test digits" in texts(app)
+    assert texts(app).count("4,000 training and 1,000 test digits") == 1  # said once, not twice
     assert "MNIST_DATA" in app.warning[0].value  # how to get the full set
 
 
