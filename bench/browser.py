@@ -110,6 +110,27 @@ class RunWatcher:
         raise TimeoutError("the drawing's run did not finish")
 
 
+def train_on_page(page, url: str, kind: str) -> tuple[float, float, float]:
+    """Train the default ``kind`` from the Train page as a user would.
+
+    Returns what the page reports when the model is saved (test accuracy, training
+    seconds) and the seconds from pressing Start until it says so.
+    """
+    page.goto(f"{url}/train")
+    start = page.get_by_role("button", name="Start training")
+    start.wait_for(timeout=60_000)
+    if kind == "ann":
+        page.get_by_text("ANN (dense)").click()
+    settle(page)
+    started = time.perf_counter()
+    start.click()
+    result = page.get_by_text(f"{kind.upper()} saved as")
+    result.wait_for(timeout=600_000)
+    seconds_to_result = time.perf_counter() - started
+    shown = re.search(r"test accuracy ([\d.]+)% after .* in (\d+) s", result.inner_text())
+    return float(shown[1]) / 100, float(shown[2]), seconds_to_result
+
+
 def canvas_of(page, key: str = "canvas-"):
     """The canvas the page shows now (after Clear, the old one lingers a moment)."""
     canvas = page.locator(f"[class*=st-key-{key}] canvas.upper-canvas")

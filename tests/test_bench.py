@@ -18,5 +18,7 @@ def test_benchmark_smoke_mode_prints_every_row(tmp_path):
                 "App training path / plain fit", "Inference, preprocessing + both models",
                 "Peak RSS: training worker", "Cold start"):
         assert row in result.stdout, result.stdout
+    cnn_on_page = next(line for line in result.stdout.splitlines() if "CNN from the Train page" in line)
+    assert "s from Start to the result" in cnn_on_page, cnn_on_page  # trained on the sample there
     assert "machine:" in result.stdout and "data:" in result.stdout
     assert not (tmp_path / "table.md").exists()  # smoke runs do not overwrite the real table
