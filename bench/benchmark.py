@@ -33,7 +33,7 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 from keras import layers  # noqa: E402
 
-from browser import (CANVAS, CHROMIUM, chromium_page, draw, running_app,  # noqa: E402
+from browser import (CANVAS, browser_missing, chromium_page, draw, running_app,  # noqa: E402
                      train_on_page, wait_for_predictions)
 from mnist_core.data import load_mnist, stratified_subset  # noqa: E402
 from mnist_core.inference import predict_digit  # noqa: E402
@@ -221,6 +221,13 @@ def machine() -> str:
             f"{platform.python_version()}, TensorFlow {tf.__version__}, Keras {keras.__version__}")
 
 
+def write_report(out: Path, report: str) -> None:
+    """Write ``report`` to ``out``, keeping the notes written by hand (from "## Notes" on)."""
+    notes = out.read_text().partition("\n## Notes")[1:] if out.exists() else ()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(report + "".join(notes))
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--smoke", action="store_true", help="tiny data, one seed: checks it runs")
@@ -237,6 +244,9 @@ def main() -> int:
     max_epochs = 1 if args.smoke else 15
     description = machine()
     print(f"machine: {description}\ndata: {data.description}", flush=True)
+    skip_browser = browser_missing()
+    if skip_browser:
+        print(f"the measures in a browser will be skipped: {skip_browser}", flush=True)
 
     models_dir = tempfile.mkdtemp(prefix="mnist-bench-")
     print("CNN: time to 99.0% test accuracy", flush=True)
@@ -251,11 +261,10 @@ def main() -> int:
     registry = ModelRegistry(models_dir)  # the defaults the races trained
     models = {kind: registry.load(registry.newest(kind)) for kind in ("ann", "cnn")}
     p50, p95 = latency(models, 60 if args.smoke else 500)
-    browser = Path(CHROMIUM).exists()
-    start_seconds, server_peak = cold_start(models_dir, data.reference) if browser else (None, None)
+    start_seconds, server_peak = (None, None) if skip_browser else cold_start(models_dir, data.reference)
     shutil.rmtree(models_dir)
     print("defaults through the Train page", flush=True)
-    on_page = page_training("sample" if args.smoke else data.reference) if browser else {}
+    on_page = {} if skip_browser else page_training("sample" if args.smoke else data.reference)
 
     def spread(runs, key):
         values = [r[key] for r in runs if r[key] is not None]
@@ -274,7 +283,7 @@ def main() -> int:
 
     def page_result(kind):
         if kind not in on_page:
-            return "no chromium"
+            return f"skipped: {skip_browser}"
         accuracy, shown, to_result = on_page[kind]
         return f"{accuracy:.4f} in {shown:.0f} s ({to_result:.1f} s from Start to the result)"
 
@@ -298,9 +307,9 @@ def main() -> int:
         ("Inference, preprocessing + both models: p50 / p95, ms", f"{p50:.1f} / {p95:.1f}", "<= 10 / 20"),
         ("Peak RSS: training worker, MB", f"{worker_peak:.0f}", ""),
         ("Peak RSS: app server serving both models, MB",
-         f"{server_peak:.0f}" if server_peak else "no chromium", ""),
+         f"{server_peak:.0f}" if server_peak else f"skipped: {skip_browser}", ""),
         ("Cold start: `streamlit run app.py` to both predictions on Draw, s",
-         seconds(start_seconds), ""),
+         seconds(start_seconds) if start_seconds else f"skipped: {skip_browser}", ""),
         ("Default CNN from the Train page (Chromium on the same cores): accuracy, seconds",
          page_result("cnn"), ">= 0.993, <= 60"),
         ("Default ANN from the Train page: accuracy, seconds", page_result("ann"), ">= 0.983, <= 20"),
@@ -314,14 +323,10 @@ def main() -> int:
             [f"- keras-io convnet, (seconds, test accuracy) four times an epoch: "
              f"{[(round(s, 1), round(a, 4)) for s, a in convnet_points]}",
              f"- dense 512-512: {[(round(s, 1), round(a, 4)) for s, a in dense_points]}"])
-        out = Path(args.out)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        notes = out.read_text().partition("\n## Notes")[1:] if out.exists() else ()
-        out.write_text(
+        write_report(Path(args.out), (
             f"# Benchmarks\n\nWritten by `python bench/benchmark.py` on "
             f"{time.strftime('%Y-%m-%d')}.\n\n- Machine: {description}\n- Data: {data.description}\n"
-            f"- Seeds: {len(seeds)} runs of each default (mean, min, max)\n\n{table}\n\n{curves}\n"
-            + "".join(notes))
+            f"- Seeds: {len(seeds)} runs of each default (mean, min, max)\n\n{table}\n\n{curves}\n"))
         print(f"\nwritten to {args.out}")
     return 0
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import re
 import socket
@@ -17,6 +18,15 @@ CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--no-first-run"]
 CANVAS = "[class*=st-key-canvas-] canvas.upper-canvas"
+
+
+def browser_missing() -> str | None:
+    """Why the measures in a browser cannot run on this machine, or None if they can."""
+    if not Path(CHROMIUM).exists():
+        return f"no Chromium at {CHROMIUM} (Debian: apt install chromium)"
+    if importlib.util.find_spec("playwright") is None:
+        return "no Playwright (pip install -r requirements-test.txt)"
+    return None
 
 
 @contextmanager
@@ -125,7 +135,10 @@ def train_on_page(page, url: str, kind: str) -> tuple[float, float, float]:
     started = time.perf_counter()
     start.click()
     result = page.get_by_text(f"{kind.upper()} saved as")
-    result.wait_for(timeout=600_000)
+    while not result.count():  # a look every half second: Playwright's own wait checks
+        page.wait_for_timeout(500)  # at every frame, taking CPU from the training it times
+        if time.perf_counter() - started > 600:
+            raise TimeoutError(f"no {kind.upper()} saved 10 minutes after Start")
     seconds_to_result = time.perf_counter() - started
     shown = re.search(r"test accuracy ([\d.]+)% after .* in (\d+) s", result.inner_text())
     return float(shown[1]) / 100, float(shown[2]), seconds_to_result

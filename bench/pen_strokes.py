@@ -21,7 +21,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from browser import CANVAS, RunWatcher, chromium_page, clear, draw, running_app  # noqa: E402
+from browser import CANVAS, RunWatcher, browser_missing, chromium_page, clear, draw, running_app  # noqa: E402
 from mnist_core.data import load_mnist  # noqa: E402
 from mnist_core.inference import predict_digit  # noqa: E402
 from mnist_core.pen_strokes import make_set, random_digit  # noqa: E402
@@ -116,6 +116,8 @@ def main(argv: list[str] | None = None) -> None:
                         help="also draw N digits in the real app and time mouse-up to predictions")
     parser.add_argument("--smoke", action="store_true", help="a tiny, quick run (for tests)")
     args = parser.parse_args(argv)
+    if args.browser and browser_missing():
+        parser.error(f"--browser: {browser_missing()}")
     per_digit, brushes = (2, [10, 40]) if args.smoke else (args.per_digit, args.brushes)
 
     models = load_models(ModelRegistry(args.models_dir), args.smoke, args.augment)

@@ -6,6 +6,9 @@ import sys
 
 from conftest import DATA, ROOT
 
+sys.path.insert(0, str(ROOT / "bench"))
+import browser  # noqa: E402
+
 
 def test_benchmark_smoke_mode_prints_every_row(tmp_path):
     result = subprocess.run(
@@ -19,6 +22,24 @@ def test_benchmark_smoke_mode_prints_every_row(tmp_path):
                 "Peak RSS: training worker", "Cold start"):
         assert row in result.stdout, result.stdout
     cnn_on_page = next(line for line in result.stdout.splitlines() if "CNN from the Train page" in line)
-    assert "s from Start to the result" in cnn_on_page, cnn_on_page  # trained on the sample there
+    missing = browser.browser_missing()
+    shown = f"skipped: {missing}" if missing else "s from Start to the result"  # on the sample
+    assert shown in cnn_on_page, cnn_on_page
     assert "machine:" in result.stdout and "data:" in result.stdout
     assert not (tmp_path / "table.md").exists()  # smoke runs do not overwrite the real table
+
+
+def test_browser_measures_say_why_they_cannot_run(monkeypatch):
+    monkeypatch.setattr(browser, "CHROMIUM", "/nowhere/chromium")
+    assert browser.browser_missing() == "no Chromium at /nowhere/chromium (Debian: apt install chromium)"
+
+
+def test_a_new_table_keeps_the_notes_written_by_hand(tmp_path):
+    import benchmark
+
+    out = tmp_path / "docs" / "benchmarks.md"
+    benchmark.write_report(out, "# Benchmarks\n\n| first |\n")
+    assert out.read_text() == "# Benchmarks\n\n| first |\n"
+    out.write_text(out.read_text() + "\n## Notes\n\n- measured by hand\n")
+    benchmark.write_report(out, "# Benchmarks\n\n| second |\n")
+    assert out.read_text() == "# Benchmarks\n\n| second |\n\n## Notes\n\n- measured by hand\n"
