@@ -168,6 +168,15 @@ def test_blank_canvas_gives_no_prediction_and_a_hint(server, page):
     assert page.get_by_text(re.compile(r"(ANN|CNN) predicts")).count() == 0
 
 
+def test_a_class_gets_no_developer_menu(server, page):
+    page.goto(f"{server}/train")
+    page.get_by_role("button", name="Start training").wait_for(timeout=60_000)
+    assert page.get_by_role("button", name="Deploy").count() == 0
+    page.get_by_test_id("stMainMenu").click()
+    page.get_by_text("Settings").wait_for(timeout=10_000)  # the menu is open
+    assert page.get_by_text("Clear cache").count() == 0  # it would drop the training worker
+
+
 def _only_value(locator) -> str | None:
     """The value of the one matching input, or None while a rerun still shows its stale twin."""
     try:
