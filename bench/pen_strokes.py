@@ -116,8 +116,8 @@ def main(argv: list[str] | None = None) -> None:
                         help="also draw N digits in the real app and time mouse-up to predictions")
     parser.add_argument("--smoke", action="store_true", help="a tiny, quick run (for tests)")
     args = parser.parse_args(argv)
-    if args.browser and browser_missing():
-        parser.error(f"--browser: {browser_missing()}")
+    if args.browser and (missing := browser_missing()):
+        parser.error(f"--browser: {missing}")
     per_digit, brushes = (2, [10, 40]) if args.smoke else (args.per_digit, args.brushes)
 
     models = load_models(ModelRegistry(args.models_dir), args.smoke, args.augment)
