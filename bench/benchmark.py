@@ -1,6 +1,6 @@
 """Benchmark the defaults against plain Keras on this machine; print and save the table.
 
-    MNIST_DATA=../shared/mnist/mnist.npz python bench/benchmark.py          # ~30 minutes
+    MNIST_DATA=../shared/mnist/mnist.npz python bench/benchmark.py          # ~35 minutes
     python bench/benchmark.py --smoke                                       # ~1 minute
 
 Measures: time to 99.0% (default CNN vs the keras-io "simple MNIST convnet") and to 98.0%
@@ -206,8 +206,8 @@ def cold_start(models_dir: str, data_reference: str):
 def page_training(data_reference: str) -> dict[str, tuple[float, float, float]]:
     """Both defaults trained from the Train page of a fresh app, CNN first, as a class would."""
     untimed_cleanup()
-    with running_app(tempfile.mkdtemp(prefix="mnist-bench-page-"), data_reference) as (url, _), \
-            chromium_page() as page:
+    with tempfile.TemporaryDirectory(prefix="mnist-bench-page-") as models_dir, \
+            running_app(models_dir, data_reference) as (url, _), chromium_page() as page:
         return {kind: train_on_page(page, url, kind) for kind in ("cnn", "ann")}
 
 
@@ -245,8 +245,9 @@ def main() -> int:
     description = machine()
     print(f"machine: {description}\ndata: {data.description}", flush=True)
     skip_browser = browser_missing()
+    skipped = f"skipped: {skip_browser}"
     if skip_browser:
-        print(f"the measures in a browser will be skipped: {skip_browser}", flush=True)
+        print(f"the measures in a browser will be {skipped}", flush=True)
 
     models_dir = tempfile.mkdtemp(prefix="mnist-bench-")
     print("CNN: time to 99.0% test accuracy", flush=True)
@@ -283,7 +284,7 @@ def main() -> int:
 
     def page_result(kind):
         if kind not in on_page:
-            return f"skipped: {skip_browser}"
+            return skipped
         accuracy, shown, to_result = on_page[kind]
         return f"{accuracy:.4f} in {shown:.0f} s ({to_result:.1f} s from Start to the result)"
 
@@ -307,9 +308,9 @@ def main() -> int:
         ("Inference, preprocessing + both models: p50 / p95, ms", f"{p50:.1f} / {p95:.1f}", "<= 10 / 20"),
         ("Peak RSS: training worker, MB", f"{worker_peak:.0f}", ""),
         ("Peak RSS: app server serving both models, MB",
-         f"{server_peak:.0f}" if server_peak else f"skipped: {skip_browser}", ""),
+         f"{server_peak:.0f}" if server_peak else skipped, ""),
         ("Cold start: `streamlit run app.py` to both predictions on Draw, s",
-         seconds(start_seconds) if start_seconds else f"skipped: {skip_browser}", ""),
+         seconds(start_seconds) if start_seconds else skipped, ""),
         ("Default CNN from the Train page (Chromium on the same cores): accuracy, seconds",
          page_result("cnn"), ">= 0.993, <= 60"),
         ("Default ANN from the Train page: accuracy, seconds", page_result("ann"), ">= 0.983, <= 20"),
