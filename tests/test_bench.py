@@ -43,3 +43,16 @@ def test_a_new_table_keeps_the_notes_written_by_hand(tmp_path):
     out.write_text(out.read_text() + "\n## Notes\n\n- measured by hand\n")
     benchmark.write_report(out, "# Benchmarks\n\n| second |\n")
     assert out.read_text() == "# Benchmarks\n\n| second |\n\n## Notes\n\n- measured by hand\n"
+
+
+def test_the_race_compares_mean_times_and_shows_each_seeds_ratio():
+    import benchmark
+
+    runs = [{"seed": 0, "to_target": 20.0, "published": 100.0},
+            {"seed": 1, "to_target": 30.0, "published": 80.0},
+            {"seed": 2, "to_target": 25.0, "published": None}]
+    assert benchmark.ratio(runs[:2], "published") == "0.28 (seeds 0.20-0.38)"
+    assert benchmark.ratio(runs[:1], "published") == "0.20"
+    assert benchmark.ratio(runs, "published") == "n/a"
+    assert benchmark.spread(runs[:2], "to_target") == "25 (min 20, max 30)"
+    assert benchmark.spread(runs, "published") == "not reached (seed 2)"
