@@ -5,8 +5,8 @@
 
 Measures: time to 99.0% (default CNN vs the keras-io "simple MNIST convnet") and to 98.0%
 (default ANN vs a 512-512 dense net), raced seed by seed, the defaults' final accuracy
-and seconds over several seeds, the app's training path against a plain ``model.fit``, inference latency
-of one drawing, peak memory, the cold start of the app until the Draw page answers, and
+and seconds over several seeds, the app's training path against a plain ``model.fit``,
+inference latency of one drawing, peak memory, the cold start of the app until the Draw page answers, and
 both defaults trained from the Train page in Chromium (the browser on the same cores).
 Writes the table to docs/benchmarks.md (not in smoke mode), keeping its "## Notes" onwards.
 """
