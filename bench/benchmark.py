@@ -6,8 +6,9 @@
 Measures: time to 99.0% (default CNN vs the keras-io "simple MNIST convnet") and to 98.0%
 (default ANN vs a 512-512 dense net), raced seed by seed, the defaults' final accuracy
 and seconds over several seeds, the app's training path against a plain ``model.fit``,
-inference latency of one drawing, peak memory, the cold start of the app until the Draw page answers, and
-both defaults trained from the Train page in Chromium (the browser on the same cores).
+inference latency of one drawing, peak memory, the cold start of the app until the Draw
+page answers, and both defaults trained from the Train page in Chromium (the browser on
+the same cores).
 Writes the table to docs/benchmarks.md (not in smoke mode), keeping its "## Notes" onwards.
 """
 
@@ -342,7 +343,8 @@ def main() -> int:
         write_report(Path(args.out), (
             f"# Benchmarks\n\nWritten by `python bench/benchmark.py` on "
             f"{time.strftime('%Y-%m-%d')}.\n\n- Machine: {description}\n- Data: {data.description}\n"
-            f"- Seeds: {len(seeds)} runs of each default and each baseline, seed by seed (mean, min, max)\n\n{table}\n\n{curves}\n"))
+            f"- Seeds: {len(seeds)} runs of each default and each baseline, seed by seed "
+            f"(mean, min, max)\n\n{table}\n\n{curves}\n"))
         print(f"\nwritten to {args.out}")
     return 0
 
