@@ -295,9 +295,6 @@ def main() -> int:
     print("defaults through the Train page", flush=True)
     on_page = {} if skip_browser else page_training("sample" if args.smoke else data.reference)
 
-    def seconds(value):
-        return f"{value:.1f} s" if value is not None else "not reached"
-
     def page_result(kind):
         if kind not in on_page:
             return skipped
@@ -326,7 +323,7 @@ def main() -> int:
         ("Peak RSS: app server serving both models, MB",
          f"{server_peak:.0f}" if server_peak else skipped, ""),
         ("Cold start: `streamlit run app.py` to both predictions on Draw, s",
-         seconds(start_seconds) if start_seconds else skipped, ""),
+         f"{start_seconds:.1f} s" if start_seconds else skipped, ""),
         ("Default CNN from the Train page (Chromium on the same cores): accuracy, seconds",
          page_result("cnn"), ">= 0.993, <= 60"),
         ("Default ANN from the Train page: accuracy, seconds", page_result("ann"), ">= 0.983, <= 20"),
