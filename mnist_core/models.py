@@ -8,6 +8,10 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields
 
+from .data import IMAGE_SIZE, NUM_CLASSES
+
+INPUT_SHAPE = (IMAGE_SIZE, IMAGE_SIZE, 1)  # one grey channel, values in [0, 1]
+
 OPTIMIZERS = ("adam", "sgd", "rmsprop")
 SCHEDULES = ("one-cycle", "constant")
 ACTIVATIONS = ("relu", "gelu", "tanh", "sigmoid")
@@ -49,6 +53,7 @@ class CnnConfig:
 
 ModelConfig = AnnConfig | CnnConfig
 CONFIGS = {"ann": AnnConfig, "cnn": CnnConfig}
+KINDS = tuple(CONFIGS)  # ("ann", "cnn"): the two networks the app compares, in that order
 
 
 def validate(config: ModelConfig) -> None:
@@ -102,7 +107,7 @@ def config_from_dict(data: dict) -> ModelConfig:
 
 
 def build_model(config: ModelConfig):
-    """A compiled Keras model for ``config``: 28x28x1 inputs in [0, 1], softmax over ten digits."""
+    """A compiled Keras model for ``config``: ``INPUT_SHAPE`` inputs, softmax over the digits."""
     validate(config)
     model = build_ann(config) if config.kind == "ann" else build_cnn(config)
     model.compile(
@@ -121,11 +126,11 @@ def build_ann(config: AnnConfig):
         hidden += [layers.Dense(units, activation=config.activation), layers.Dropout(config.dropout)]
     return Sequential(
         [
-            layers.Input((28, 28, 1)),
+            layers.Input(INPUT_SHAPE),
             *augmentation(config),
             layers.Flatten(),
             *hidden,
-            layers.Dense(10, activation="softmax"),
+            layers.Dense(NUM_CLASSES, activation="softmax"),
         ],
         name="ann",
     )
@@ -148,13 +153,13 @@ def build_cnn(config: CnnConfig):
             layers.Dropout(config.dropout)] if config.dense_units else []
     return Sequential(
         [
-            layers.Input((28, 28, 1)),
+            layers.Input(INPUT_SHAPE),
             *augmentation(config),
             *blocks,
             layers.Flatten(),
             layers.Dropout(config.dropout),
             *head,
-            layers.Dense(10, activation="softmax"),
+            layers.Dense(NUM_CLASSES, activation="softmax"),
         ],
         name="cnn",
     )

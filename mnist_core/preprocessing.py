@@ -18,9 +18,15 @@ from scipy import ndimage
 from skimage.filters import threshold_otsu
 from skimage.morphology import skeletonize
 
+from .data import IMAGE_SIZE
+
+CANVAS_SIZE = 336  # the Draw page's square canvas, in CSS pixels: 12x the 28x28 input
+BRUSH_SIZE = 24  # the canvas's default brush, in pixels: a stroke as thick as MNIST's
+BRUSH_RANGE = (10, 40)  # the brush sizes the Draw page offers
+DIGIT_BOX = 20  # MNIST fits each digit in a 20x20 box inside the 28x28 image
 INK_THRESHOLD = 0.2  # ink level (0-1) that counts as drawn, for cropping and blank checks
 MIN_INK_PIXELS = 4
-MNIST_CENTRE = 14.0  # where MNIST digits' centre of mass sits (row and column, measured)
+MNIST_CENTRE = IMAGE_SIZE / 2  # where MNIST digits' centre of mass sits (row and column, measured)
 # MNIST's stroke width in pixels of the 28x28 image: ink mass / skeleton length of the
 # training digits has median 2.8 (10% of digits below 2.1, 10% above 4.0).
 MNIST_STROKE = 2.8
@@ -91,9 +97,9 @@ def preprocess_ink(ink: np.ndarray, redraw_strokes: bool = True) -> Preprocessed
     redrawn = _redraw_strokes(cropped) if redraw_strokes else cropped
     if redrawn is None:
         return None
-    fitted = _fit_in_box(redrawn, 20)
-    field = np.zeros((28, 28), dtype=np.float32)
-    top, left = (28 - fitted.shape[0]) // 2, (28 - fitted.shape[1]) // 2
+    fitted = _fit_in_box(redrawn, DIGIT_BOX)
+    field = np.zeros((IMAGE_SIZE, IMAGE_SIZE), dtype=np.float32)
+    top, left = (IMAGE_SIZE - fitted.shape[0]) // 2, (IMAGE_SIZE - fitted.shape[1]) // 2
     field[top : top + fitted.shape[0], left : left + fitted.shape[1]] = fitted
     cy, cx = ndimage.center_of_mass(field)
     centred = ndimage.shift(field, (round(MNIST_CENTRE - cy), round(MNIST_CENTRE - cx)),
@@ -180,7 +186,7 @@ def _redraw_strokes(cropped: np.ndarray) -> np.ndarray | None:
     span = max(np.ptp(rows), np.ptp(cols)) + 1
     # Strokes of width w on a skeleton spanning `span` fill a box of span + w; fitted in
     # MNIST's 20-pixel box that width becomes PEN_WIDTH: w * 20 / (span + w) = PEN_WIDTH.
-    width = PEN_WIDTH * span / (20 - PEN_WIDTH)
+    width = PEN_WIDTH * span / (DIGIT_BOX - PEN_WIDTH)
     edge = np.where(mask, inside - 0.5, 0.5 - ndimage.distance_transform_edt(~mask))
     lines = width / 2 - ndimage.distance_transform_edt(~skeleton)
     depth = np.maximum(edge + (width - brush) / 2, lines)  # inside the new strokes, in px
