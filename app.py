@@ -1,6 +1,6 @@
 """MNIST live: train a dense net and a convnet, then draw digits and compare them.
 
-Run with ``streamlit run app.py``.
+Run with ``streamlit run app.py``. This file declares the pages and runs the one asked for.
 """
 
 import streamlit as st
@@ -8,11 +8,12 @@ import streamlit as st
 import ui
 
 st.set_page_config(page_title="MNIST live: ANN vs CNN", page_icon=":material/draw:", layout="wide")
+ui.keep_keras_state_between_runs()  # served models stay fast: Streamlit would reset Keras
+ui.training_service().start_worker()  # TensorFlow loads in the worker now, not at first Start
 
 pages = [
     st.Page("pages/home.py", title="Home", icon=":material/home:", default=True),
     st.Page("pages/train.py", title="Train", icon=":material/model_training:", url_path="train"),
     st.Page("pages/draw.py", title="Draw", icon=":material/draw:", url_path="draw"),
 ]
-ui.training_service()  # starts the warm training worker with the server, not at first Start
 st.navigation(pages).run()

@@ -1,40 +1,37 @@
-"""Streamlit glue shared by the pages: server-wide resources and a few repeated widgets.
+"""Streamlit glue shared by the pages: the server's resources, what pages show alike, and
+the two Streamlit workarounds, each one named function.
 
 Resources cached with ``st.cache_resource`` are shared by every session of the server
 (the data, the trained models, the one training worker); per-user choices live in
-``st.session_state``.
+``st.session_state``. Importing this module changes nothing: every effect is a call.
 """
 
 from __future__ import annotations
 
 import gc
 import warnings
+from collections.abc import Callable
 
 import streamlit as st
 from streamlit.runtime.pages_manager import PagesManager
 from streamlit.runtime.scriptrunner import script_runner
 
+from mnist_core.charts import probability_bars, run_curves, saved_curves, training_curves
 from mnist_core.data import DataError, MnistData, load_mnist
-from mnist_core.registry import ModelEntry, ModelRegistry
-from mnist_core.worker import TrainingService
+from mnist_core.inference import predict, top_k
+from mnist_core.jobs import TrainingJob
+from mnist_core.models import KINDS
+from mnist_core.preprocessing import (
+    BRUSH_RANGE, BRUSH_SIZE, CANVAS_SIZE, MAX_UPLOAD_BYTES, ImageError, Preprocessed, enlarge,
+    preprocess_canvas, preprocess_photo,
+)
+from mnist_core.registry import ModelEntry, ModelLoadError, ModelRegistry
+from mnist_core.worker import TrainingBusy, TrainingRun, TrainingService
+
+# --- Streamlit workarounds (private names: a Streamlit upgrade that drops one fails here) ---
 
 
-def _run_through_app_navigation() -> None:
-    """Make a fresh server whose first visitor opens ``/draw`` run app.py, not the page alone.
-
-    Streamlit sees the ``pages/`` folder and, until some run reaches ``st.navigation``,
-    runs page files on their own (old-style multipage: no layout, file names in the
-    sidebar). Rerunning with that mode off sends this visit through app.py.
-    """
-    if PagesManager.uses_pages_directory:
-        PagesManager.uses_pages_directory = False
-        st.rerun()
-
-
-_run_through_app_navigation()
-
-
-def _keep_keras_state_between_runs() -> None:
+def keep_keras_state_between_runs() -> None:
     """Stop Streamlit from calling ``keras.backend.clear_session()`` after every run.
 
     Streamlit does it for scripts that build models at each run. Here models are built in
@@ -43,15 +40,38 @@ def _keep_keras_state_between_runs() -> None:
     emptied) and resets Keras state under other sessions' predictions. Streamlit's only
     other clean-up there is for matplotlib's pyplot, which this app does not use.
     """
+    if not callable(getattr(script_runner, "_clean_problem_modules", None)):
+        raise RuntimeError(
+            "This Streamlit no longer has script_runner._clean_problem_modules: check whether "
+            "it still clears Keras's session after every run (tests/test_pages.py) and "
+            "update ui.keep_keras_state_between_runs."
+        )
     script_runner._clean_problem_modules = lambda: None
 
 
-_keep_keras_state_between_runs()
+def run_through_app_navigation() -> None:
+    """Send a fresh server's first visit to a page's URL through app.py's navigation.
+
+    Streamlit sees the ``pages/`` folder and, until some run reaches ``st.navigation``,
+    runs a page file on its own (old-style multipage: no layout, file names in the
+    sidebar). Only the page file runs then, so each page calls this first; rerunning with
+    that mode off sends the visit through app.py. Reading the private flag raises
+    ``AttributeError`` if Streamlit drops it (tests/test_browser.py checks the behaviour).
+    Once per session: ``AppTest`` turns the mode back on before every run, and a rerun
+    there would drop the widget events of the run it replaces.
+    """
+    if PagesManager.uses_pages_directory and not st.session_state.get("rerouted_through_app"):
+        st.session_state["rerouted_through_app"] = True
+        PagesManager.uses_pages_directory = False
+        st.rerun()
+
+
+# --- the server's resources, shared by every session -------------------------------------
 
 
 @st.cache_resource(show_spinner="Looking for MNIST...")
 def _load_data() -> MnistData:
-    with warnings.catch_warnings(record=True):  # kept in MnistData.notes, shown below
+    with warnings.catch_warnings(record=True):  # kept in MnistData.notes, shown by data_banner
         return load_mnist()
 
 
@@ -64,9 +84,9 @@ def mnist() -> MnistData:
         st.stop()
 
 
-@st.cache_resource(show_spinner="Starting the training process...")
+@st.cache_resource
 def training_service() -> TrainingService:
-    """The server's one training worker, warmed up at first use."""
+    """The server's one training service (app.py starts its worker process)."""
     return TrainingService()
 
 
@@ -91,12 +111,101 @@ def load_model(entry: ModelEntry):
     return _load_model(entry.name, entry.model_path.stat().st_mtime)
 
 
+# --- what several pages show --------------------------------------------------------------
+
+
 def data_banner(data: MnistData) -> None:
     """Say plainly when the app runs on the small offline sample."""
     if data.is_sample:
         st.warning(f"Running on {data.description}", icon=":material/warning:")
     for note in data.notes:
         st.caption(note)
+
+
+def start_training(jobs: list[TrainingJob], where=st) -> None:
+    """Send ``jobs`` to the training worker, or say why not (a run is training) at ``where``."""
+    try:
+        training_service().start(jobs)
+    except TrainingBusy as error:
+        where.warning(f"Cannot start: {error}")
+
+
+def poll_training(show: Callable[[TrainingRun | None], None], every: float,
+                  idle_every: float | None = None) -> None:
+    """``show(current run)`` in a fragment that reruns alone: every ``every`` seconds while
+    a run trains, every ``idle_every`` otherwise (``None``: not at all).
+
+    A fragment's polling rate is fixed when the page runs, so the whole page reruns when
+    a run starts or ends (a finished run also brings new models that the page lists).
+    """
+    run = training_service().current
+    training = run is not None and run.active
+    with st.container():  # a place of its own: two pollers on a page are two fragments
+        st.fragment(run_every=every if training else idle_every)(_poll)(show)
+
+
+def _poll(show: Callable[[TrainingRun | None], None]) -> None:
+    run = training_service().current
+    show(run)
+    now = None if run is None else (run.id, run.active)
+    before = st.session_state.get("watched_run")
+    st.session_state["watched_run"] = now
+    if before is not None and before != now:
+        st.rerun()
+
+
+def progress_bar(run: TrainingRun | None) -> None:
+    """One line for pages other than Train: a run's progress, or why it failed."""
+    if run is None:
+        return
+    state = run.state
+    if state.active:
+        st.progress(state.overall_progress, text=f"{state.message}...")
+    elif state.status == "failed":
+        st.error(f"Training failed: {state.error}")
+
+
+def run_status(run: TrainingRun | None) -> None:
+    """The current run in full: progress, time, speed, Stop, and each model it saved."""
+    if run is None:
+        st.info("No training yet on this server: choose the settings and press Start.")
+        return
+    state = run.state
+    st.subheader(f"{' then '.join(job.kind.upper() for job in run.jobs)}: {state.status}")
+    st.progress(state.overall_progress, text=state.message)
+    elapsed, speed, stop = st.columns(3)
+    elapsed.metric("Elapsed", f"{state.elapsed:.1f} s")
+    speed.metric("Images per second", f"{state.images_per_s:,.0f}")
+    if state.active and stop.button("Stop", icon=":material/stop:",
+                                    help="Stops after this batch and keeps the model so far."):
+        run.stop()
+    for model in state.saved:
+        stopped = " (stopped early)" if model.stopped else ""
+        st.success(f"{model.kind.upper()} saved as **{model.name}**{stopped}: test accuracy "
+                   f"**{model.test_accuracy:.2%}** after {model.epochs:g} epochs in "
+                   f"{model.train_seconds:.0f} s.")
+    if state.status == "failed":
+        st.error(f"Training failed: {state.error}")
+    if state.saved and not state.active:
+        st.page_link("pages/draw.py", label="Draw a digit and try it", icon=":material/draw:")
+
+
+def run_curves_charts(run: TrainingRun | None) -> None:
+    """Loss and accuracy of the current run, over the newest saved model of each kind."""
+    if run is None:
+        return
+    state = run.state
+    this_run = {model.name for model in state.saved}
+    newest = (registry().newest(kind) for kind in KINDS)
+    saved = [saved_curves(entry) for entry in newest if entry and entry.name not in this_run]
+    loss, accuracy = st.columns(2)
+    live = run_curves(state)
+    loss.plotly_chart(training_curves(live, "loss", saved), key="loss_curves")
+    accuracy.plotly_chart(training_curves(live, "accuracy", saved), key="accuracy_curves")
+    st.caption("Faint dotted lines: validation curves of the newest saved ANN and CNN, to compare.")
+
+
+# --- the Draw page's pieces (the drawing is the session's: other pages may show it) ------
 
 
 def canvas_key() -> str:
@@ -108,14 +217,86 @@ def clear_canvas() -> None:
     st.session_state["canvas_version"] = st.session_state.get("canvas_version", 0) + 1
 
 
-def rerun_when_run_changes(run, state: dict) -> None:
-    """From a polling fragment: rerun the whole page when a run starts or ends.
+def drawn_digit() -> tuple[Preprocessed | None, str]:
+    """The canvas, its Clear button and brush; returns what the networks will see
+    (``None`` until there is a digit) and what to tell the user meanwhile."""
+    from streamlit_drawable_canvas import st_canvas  # declares itself: needs a running app
 
-    A fragment's polling rate is fixed when the page runs, and a finished run brings
-    new models that the rest of the page must list.
-    """
-    now = (run.id, state["active"])
-    before = st.session_state.get("watched_run")
-    st.session_state["watched_run"] = now
-    if before is not None and before != now:
-        st.rerun()
+    canvas = st_canvas(
+        stroke_width=st.session_state.get("brush", BRUSH_SIZE), stroke_color="#FFFFFF",
+        background_color="#000000", height=CANVAS_SIZE, width=CANVAS_SIZE,
+        drawing_mode="freedraw", return_image_data=True, key=canvas_key(),
+    )
+    clear, brush = st.columns([1, 2], vertical_alignment="bottom")
+    clear.button("Clear", icon=":material/delete:", on_click=clear_canvas)
+    brush.slider("Brush size", *BRUSH_RANGE, BRUSH_SIZE, key="brush")
+    st.caption("Undo and redo: the canvas toolbar (hover over the canvas).")
+    hint = "Draw a digit on the black square, as large as you like."
+    if canvas.image_data is None:
+        return None, hint
+    try:
+        return preprocess_canvas(canvas.image_data), hint
+    except ImageError as error:  # a dot: ask for a bigger digit
+        return None, str(error)
+
+
+def photo_digit() -> tuple[Preprocessed | None, str]:
+    """A photo upload, shown once read; returns it as the networks will see it (``None``
+    until there is a readable one) and what to tell the user meanwhile."""
+    photo = st.file_uploader(
+        "A photo of one handwritten digit (dark pen on light paper)",
+        type=["png", "jpg", "jpeg", "webp", "bmp", "gif"], key="photo",
+        help=f"Up to {MAX_UPLOAD_BYTES // 2**20} MB. Crop it to the digit for best results.")
+    if photo is None:
+        return None, "Upload a photo of a digit written on paper."
+    try:
+        drawing = preprocess_photo(photo.getvalue())
+    except ImageError as error:
+        st.error(str(error))
+        return None, "Try another photo."
+    st.image(photo, width=CANVAS_SIZE)
+    return drawing, ""
+
+
+def model_choice(kind: str, entries: list[ModelEntry]):
+    """A selector of the saved models of ``kind`` (newest first) and the chosen model,
+    or ``None`` (with the reason on the page) if there is none or it cannot be loaded."""
+    if not entries:
+        st.subheader(f"{kind.upper()}: no model yet")
+        return None
+    by_label = {entry.label: entry for entry in entries}
+    # Keyed on the newest name, so a newly trained model becomes the default.
+    label = st.selectbox(f"{kind.upper()} model", list(by_label), key=f"{kind}-{entries[0].name}")
+    try:
+        return load_model(by_label[label])
+    except ModelLoadError as error:
+        st.error(f"This model cannot be used: {error}. Pick another or train a new one.")
+        return None
+
+
+def prediction(kind: str, model, drawing: Preprocessed) -> int:
+    """What ``model`` reads in ``drawing``: the digit, its top three and all ten bars."""
+    probabilities = predict(model, drawing.image)
+    (best, confidence), *others = top_k(probabilities, 3)
+    st.markdown(f"### {kind.upper()} predicts **{best}**")
+    st.markdown(f"**{confidence:.0%} sure**; then "
+                + ", ".join(f"**{digit}** ({p:.0%})" for digit, p in others))
+    st.html(probability_bars(probabilities, kind))
+    return best
+
+
+def verdict(read: dict[str, int]) -> None:
+    """Whether the two networks agree on the drawing."""
+    if read["ann"] != read["cnn"]:
+        st.warning(f"### The networks disagree: ANN reads {read['ann']}, CNN reads {read['cnn']}",
+                   icon=":material/compare_arrows:")
+    else:
+        st.success(f"### Both networks read {read['cnn']}", icon=":material/check_circle:")
+
+
+def pipeline_strip(drawing: Preprocessed) -> None:
+    """The preprocessing's steps side by side, from the drawing to the networks' input."""
+    steps = [(drawing.cropped, "cropped to the ink"), (drawing.redrawn, "strokes made MNIST-thin"),
+             (drawing.fitted, "fitted in 20×20"), (drawing.image, "centred in 28×28: the input")]
+    for column, (image, caption) in zip(st.columns(len(steps)), steps):
+        column.image(enlarge(image, 160), caption=caption)

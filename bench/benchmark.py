@@ -1,7 +1,9 @@
 """Benchmark the defaults against plain Keras on this machine; print and save the table.
 
-    MNIST_DATA=../shared/mnist/mnist.npz python bench/benchmark.py          # ~45 minutes
-    python bench/benchmark.py --smoke                                       # ~1 minute
+    MNIST_DATA=../shared/mnist/mnist.npz python -m bench.benchmark          # ~45 minutes
+    python -m bench.benchmark --smoke                                       # ~1 minute
+
+Run it from the project root: ``bench`` is a package.
 
 Measures: time to 99.0% (default CNN vs the keras-io "simple MNIST convnet") and to 98.0%
 (default ANN vs a 512-512 dense net), raced seed by seed, the defaults' final accuracy
@@ -26,26 +28,30 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
+import keras
+import numpy as np
+from keras import layers
+
+from bench.browser import (
+    CANVAS,
+    browser_missing,
+    chromium_page,
+    draw,
+    predictions,
+    running_app,
+    train_on_page,
+)
+from bench.synthetic_digits import DIGITS, render
+from mnist_core.data import load_mnist, stratified_subset
+from mnist_core.inference import predict
+from mnist_core.jobs import default_job
+from mnist_core.models import build_ann
+from mnist_core.preprocessing import BRUSH_SIZE, preprocess_canvas
+from mnist_core.registry import ModelRegistry
+from mnist_core.training import evaluation_batches, split_data, to_input, train, training_batches
+from mnist_core.worker import TrainingService
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "bench"))
-
-import keras  # noqa: E402
-import numpy as np  # noqa: E402
-from keras import layers  # noqa: E402
-
-from browser import (CANVAS, browser_missing, chromium_page, draw, running_app,  # noqa: E402
-                     train_on_page, wait_for_predictions)
-from mnist_core.data import load_mnist, stratified_subset  # noqa: E402
-from mnist_core.inference import predict_digit  # noqa: E402
-from mnist_core.jobs import default_job  # noqa: E402
-from mnist_core.models import build_ann  # noqa: E402
-from mnist_core.pen_strokes import DIGITS, render  # noqa: E402
-from mnist_core.preprocessing import preprocess_canvas  # noqa: E402
-from mnist_core.registry import ModelRegistry  # noqa: E402
-from mnist_core.training import split_data, to_input, train, training_batches, evaluation_batches  # noqa: E402
-from mnist_core.worker import TrainingService  # noqa: E402
-
 
 
 class AccuracyClock(keras.callbacks.Callback):
@@ -167,10 +173,10 @@ def overhead(data, job_changes, repeats):
             run = service.start([replace(job, models_dir=models_dir, data_path=data.reference)])
             while run.active:
                 time.sleep(0.2)
-            state = run.snapshot()
-            if state["status"] != "finished":
-                raise RuntimeError(f"training run ended {state['status']}: {state['error']}")
-            app_seconds.append(state["saved"][0]["train_seconds"])
+            state = run.state
+            if state.status != "finished":
+                raise RuntimeError(f"training run ended {state.status}: {state.error}")
+            app_seconds.append(state.saved[0].train_seconds)
             keras.utils.set_random_seed(0)
             plain_seconds.append(plain_fit(build_ann(job.model), data, job, app_pipeline=True))
     worker_peak = peak_rss_mb(service.worker_pid)
@@ -180,11 +186,13 @@ def overhead(data, job_changes, repeats):
 
 def latency(models, repeats):
     """Preprocessing plus both models on one drawing, per call, in milliseconds."""
-    drawings = [render(strokes, width=24) for strokes in DIGITS.values()]
+    drawings = [render(strokes, width=BRUSH_SIZE) for strokes in DIGITS.values()]
     times = []
     for i in range(repeats):
         started = time.perf_counter()
-        predict_digit(models, preprocess_canvas(drawings[i % len(drawings)]).image)
+        image = preprocess_canvas(drawings[i % len(drawings)]).image
+        for model in models.values():
+            predict(model, image)
         times.append((time.perf_counter() - started) * 1000)
     times = times[len(drawings):]  # the first calls warm up
     return float(np.percentile(times, 50)), float(np.percentile(times, 95))
@@ -206,7 +214,7 @@ def cold_start(models_dir: str, data_reference: str):
         page.goto(f"{url}/draw")
         page.locator(CANVAS).wait_for(timeout=120_000)
         draw(page, DIGITS[7])
-        wait_for_predictions(page)
+        predictions(page, "cold start, a drawn 7", timeout=120)
         return time.perf_counter() - started, peak_rss_mb(server.pid)
 
 
@@ -338,7 +346,7 @@ def main() -> int:
              f"{[(round(s, 1), round(a, 4)) for s, a in convnet_points]}",
              f"- dense 512-512 (seed 0): {[(round(s, 1), round(a, 4)) for s, a in dense_points]}"])
         write_report(Path(args.out), (
-            f"# Benchmarks\n\nWritten by `python bench/benchmark.py` on "
+            f"# Benchmarks\n\nWritten by `python -m bench.benchmark` on "
             f"{time.strftime('%Y-%m-%d')}.\n\n- Machine: {description}\n- Data: {data.description}\n"
             f"- Seeds: {len(seeds)} runs of each default and each baseline, seed by seed "
             f"(mean, min, max)\n\n{table}\n\n{curves}\n"))

@@ -1,32 +1,38 @@
 """How well the models read pen-stroke drawings, brush by brush, and how fast.
 
-    MNIST_DATA=/path/to/mnist.npz .venv/bin/python bench/pen_strokes.py [--models-dir DIR]
+    MNIST_DATA=/path/to/mnist.npz .venv/bin/python -m bench.pen_strokes [--models-dir DIR]
 
 Loads the newest ANN and CNN from the models directory (trains quick ones if there are
 none), draws random digits with several brushes as the canvas renders them, and prints
 both models' accuracy with the app's preprocessing ("new") and with the plain MNIST
 recipe without re-drawn strokes ("old"), then the latency of preprocessing plus both
 models for one drawing, as the Draw page runs them. ``--smoke`` runs a tiny version.
+Run it from the project root: ``bench`` is a package.
 """
 
 from __future__ import annotations
 
 import argparse
-import sys
 import time
-from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from browser import CANVAS, RunWatcher, browser_missing, chromium_page, clear, draw, running_app  # noqa: E402
-from mnist_core.data import load_mnist  # noqa: E402
-from mnist_core.inference import predict_digit  # noqa: E402
-from mnist_core.pen_strokes import make_set, random_digit  # noqa: E402
-from mnist_core.preprocessing import ink_from_rgba, preprocess_canvas, preprocess_ink  # noqa: E402
-from mnist_core.registry import ModelRegistry  # noqa: E402
+from bench.browser import (
+    RunWatcher,
+    browser_missing,
+    chromium_page,
+    clear,
+    clear_of_toolbar,
+    draw,
+    open_draw_page,
+    running_app,
+    shown_predictions,
+)
+from bench.synthetic_digits import make_set, random_digit
+from mnist_core.data import load_mnist
+from mnist_core.inference import predict
+from mnist_core.preprocessing import BRUSH_SIZE, ink_from_rgba, preprocess_canvas, preprocess_ink
+from mnist_core.registry import ModelRegistry
 
 KINDS = ("ann", "cnn")
 
@@ -66,15 +72,20 @@ def accuracy(models: dict, canvases: np.ndarray, labels: np.ndarray,
     return scores
 
 
+def predict_all(models: dict, image: np.ndarray) -> None:
+    for model in models.values():
+        predict(model, image)
+
+
 def latency(models: dict, canvases: np.ndarray) -> np.ndarray:
     """Milliseconds for preprocessing plus both models, drawing by drawing."""
-    predict_digit(models, preprocess_canvas(canvases[0]).image)  # warm up
+    predict_all(models, preprocess_canvas(canvases[0]).image)  # warm up
     times = []
     for rgba in canvases:
         started = time.perf_counter()
         drawing = preprocess_canvas(rgba)
         if drawing is not None:
-            predict_digit(models, drawing.image)
+            predict_all(models, drawing.image)
         times.append(time.perf_counter() - started)
     return np.array(times) * 1000
 
@@ -83,23 +94,15 @@ def browser_latency(models_dir: str, count: int, seed: int) -> tuple[np.ndarray,
     """Milliseconds from the last mouse-up of a drawing until the run it starts has put both
     predictions (and the rest of the page) on screen, for ``count`` random digits drawn
     with real mouse strokes; and how many the CNN read."""
-    import re
-
     rng = np.random.default_rng(seed)
     times, right = [], 0
     with running_app(models_dir, load_mnist().reference) as (url, _), chromium_page() as page:
         runs = RunWatcher(page)
-        page.goto(f"{url}/draw")
-        page.locator(CANVAS).wait_for(timeout=120_000)
-        page.get_by_text("ANN: waiting for a drawing").wait_for(timeout=120_000)
-        page.wait_for_timeout(1000)
+        open_draw_page(page, url, timeout_ms=120_000)
         for digit in rng.integers(0, 10, count):
-            strokes = random_digit(rng, int(digit))
-            strokes = [[(x, max(y, 0.1)) for x, y in stroke] for stroke in strokes]  # not the toolbar
-            draw(page, strokes)
+            draw(page, clear_of_toolbar(random_digit(rng, int(digit))))
             times.append(runs.ms_until_run_finished(page, since=time.perf_counter()))
-            found = re.search(r"CNN predicts (\d)", page.locator("[data-testid=stMain]").inner_text())
-            right += found is not None and int(found[1]) == digit
+            right += shown_predictions(page).get("CNN") == digit
             clear(page)
     return np.array(times), right
 
@@ -130,7 +133,7 @@ def main(argv: list[str] | None = None) -> None:
         print(f"{brush:5}    {new['cnn']:7.1%}  {old['cnn']:7.1%}    "
               f"{new['ann']:7.1%}  {old['ann']:7.1%}", flush=True)
 
-    canvases, _ = make_set(2 if args.smoke else 20, 24, seed=args.seed)
+    canvases, _ = make_set(2 if args.smoke else 20, BRUSH_SIZE, seed=args.seed)
     times = latency(models, canvases)
     print(f"\npreprocess_canvas + both models, one drawing ({len(times)} drawings): "
           f"p50 {np.percentile(times, 50):.1f} ms, p95 {np.percentile(times, 95):.1f} ms")

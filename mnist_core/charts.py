@@ -5,38 +5,66 @@ Built here, not in the pages, so they can be tested without a browser.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
+
 import numpy as np
 import plotly.graph_objects as go
+
+from .protocol import CurvePoint, RunState
+from .registry import ModelEntry
 
 COLORS = {"ann": "#1f77b4", "cnn": "#d62728"}
 BAR_PIXELS = 150  # the height of a 100% bar
 METRIC_TITLES = {"loss": "Loss (lower is better)", "accuracy": "Accuracy (higher is better)"}
 
 
-def training_curves(runs: list[tuple[str, list[dict], list[dict]]], metric: str,
-                    saved: list[tuple[str, str, list[dict]]] = ()) -> go.Figure:
-    """One chart of ``metric`` for each (kind, batch events, epoch events) in ``runs``.
+@dataclass(frozen=True)
+class Curves:
+    """One model's curves, as ``training_curves`` draws them, in the colour of its kind."""
 
-    Training values are drawn as a line (every few batches), validation values as
-    markers at each epoch end, in the colour of the model's kind. ``saved`` holds
-    (name, kind, epoch events) of saved models, drawn faint, to compare with.
+    label: str  # the legend's name
+    kind: str
+    batches: tuple[CurvePoint, ...]  # training metrics every few batches (may be empty)
+    epochs: tuple[CurvePoint, ...]  # training and validation metrics at each epoch's end
+
+
+def run_curves(state: RunState) -> list[Curves]:
+    """The curves of a run's jobs that have begun, labelled by kind."""
+    return [Curves(job.kind.upper(), job.kind, batches, epochs)
+            for job, batches, epochs in zip(state.jobs, state.batches, state.epochs) if batches]
+
+
+def saved_curves(entry: ModelEntry) -> Curves:
+    """A saved model's validation curve, from its metadata."""
+    return Curves(f"{entry.name} (saved)", entry.kind, (), tuple(entry.validation_curve))
+
+
+def training_curves(live: Sequence[Curves], metric: str, saved: Sequence[Curves] = ()) -> go.Figure:
+    """One chart of ``metric`` (``"loss"`` or ``"accuracy"``).
+
+    ``live`` curves are drawn bold: training values as a line, validation values as
+    markers at each epoch end. ``saved`` curves (validation only) are drawn faint, to
+    compare with.
     """
     figure = go.Figure()
-    for name, kind, epochs in saved:
+    for curves in saved:
         figure.add_scatter(
-            x=[e["epochs_seen"] for e in epochs], y=[e[f"val_{metric}"] for e in epochs],
-            mode="lines+markers", name=f"{name} (saved)", opacity=0.35,
-            line={"color": COLORS[kind], "dash": "dot"}, marker={"size": 6},
+            x=[p.epochs_seen for p in curves.epochs],
+            y=[getattr(p, f"val_{metric}") for p in curves.epochs],
+            mode="lines+markers", name=curves.label, opacity=0.35,
+            line={"color": COLORS[curves.kind], "dash": "dot"}, marker={"size": 6},
         )
-    for kind, batches, epochs in runs:
-        color, label = COLORS[kind], kind.upper()
+    for curves in live:
+        color = COLORS[curves.kind]
         figure.add_scatter(
-            x=[e["epochs_seen"] for e in batches], y=[e[metric] for e in batches],
-            mode="lines", name=f"{label} training", line={"color": color},
+            x=[p.epochs_seen for p in curves.batches], y=[getattr(p, metric) for p in curves.batches],
+            mode="lines", name=f"{curves.label} training", line={"color": color},
         )
         figure.add_scatter(
-            x=[e["epochs_seen"] for e in epochs], y=[e[f"val_{metric}"] for e in epochs],
-            mode="lines+markers", name=f"{label} validation",
+            x=[p.epochs_seen for p in curves.epochs],
+            y=[getattr(p, f"val_{metric}") for p in curves.epochs],
+            mode="lines+markers", name=f"{curves.label} validation",
             line={"color": color, "dash": "dot"}, marker={"size": 9},
         )
     figure.update_layout(

@@ -14,6 +14,7 @@ import warnings
 
 from .data import DataError, load_mnist
 from .models import CONFIGS, OPTIMIZERS
+from .protocol import Event, Progressed, StatusChanged
 from .registry import ModelRegistry
 
 
@@ -84,18 +85,19 @@ def _list(args) -> int:
     return 0
 
 
-def _progress_bar(event: dict) -> None:
-    if event["type"] == "status":
-        print(f"\n{event['message']}", file=sys.stderr, end="")
+def _progress_bar(event: Event) -> None:
+    if isinstance(event, StatusChanged):
+        print(f"\n{event.message}", file=sys.stderr, end="")
         return
-    if event["type"] not in ("batch", "epoch"):
+    if not isinstance(event, Progressed):
         return
-    filled = int(event["progress"] * 30)
-    val = f" val_acc {event['val_accuracy']:.4f}" if "val_accuracy" in event else ""
-    print(f"\r[{'#' * filled}{'.' * (30 - filled)}] {event['progress']:4.0%} epoch {event['epoch']} "
-          f"loss {event['loss']:.4f} acc {event['accuracy']:.4f}{val} "
-          f"{event['elapsed']:5.1f}s {event['images_per_s']:6.0f} img/s",
-          file=sys.stderr, end="\n" if event["type"] == "epoch" else "", flush=True)
+    point = event.point
+    filled = int(point.progress * 30)
+    val = f" val_acc {point.val_accuracy:.4f}" if point.val_accuracy is not None else ""
+    print(f"\r[{'#' * filled}{'.' * (30 - filled)}] {point.progress:4.0%} epoch {point.epoch} "
+          f"loss {point.loss:.4f} acc {point.accuracy:.4f}{val} "
+          f"{point.elapsed:5.1f}s {point.images_per_s:6.0f} img/s",
+          file=sys.stderr, end="\n" if event.epoch_end else "", flush=True)
 
 
 def _stop_on_first_ctrl_c():

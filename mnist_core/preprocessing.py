@@ -77,13 +77,19 @@ def is_blank(ink: np.ndarray) -> bool:
     return int((ink > INK_THRESHOLD).sum()) < MIN_INK_PIXELS
 
 
-def preprocess_canvas(rgba: np.ndarray) -> Preprocessed | None:
-    """Canvas RGBA -> MNIST-like 28x28 input, or ``None`` if there is no digit to read.
+def preprocess_canvas(rgba: np.ndarray, redraw_strokes: bool = True) -> Preprocessed | None:
+    """Canvas RGBA -> MNIST-like 28x28 input; ``None`` if the canvas is blank.
 
-    ``None`` means blank, or a dot smaller than two brush widths; ``is_blank`` tells them
-    apart (e.g. to ask for a bigger digit).
+    Raises ``ImageError`` for ink that is no digit (a dot shorter than two brush widths),
+    with a message that asks for a bigger one. ``redraw_strokes`` as in ``preprocess_ink``.
     """
-    return preprocess_ink(ink_from_rgba(rgba))
+    ink = ink_from_rgba(rgba)
+    if is_blank(ink):
+        return None
+    result = preprocess_ink(ink, redraw_strokes)
+    if result is None:
+        raise ImageError("That is too small to read: draw a bigger digit.")
+    return result
 
 
 def preprocess_ink(ink: np.ndarray, redraw_strokes: bool = True) -> Preprocessed | None:

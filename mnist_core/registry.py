@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
+from .protocol import CurvePoint
+
 REQUIRED_FIELDS = ("kind", "config", "test_accuracy", "created")
 
 
@@ -37,6 +39,11 @@ class ModelEntry:
     @property
     def test_accuracy(self) -> float:
         return self.meta["test_accuracy"]
+
+    @property
+    def validation_curve(self) -> list[CurvePoint]:
+        """The points at each epoch's end (with validation metrics), to draw its curves."""
+        return [CurvePoint.from_dict(point) for point in self.meta.get("history", {}).get("epoch", [])]
 
     @property
     def label(self) -> str:

@@ -1,4 +1,4 @@
-"""Train one model and report progress as plain dicts, in whatever process runs it.
+"""Train one model and report its progress as ``protocol`` events, in whatever process runs it.
 
 The CLI calls ``train`` directly; the app calls it inside a worker process (see
 ``worker.py``) and forwards the same events to the page.
@@ -18,6 +18,7 @@ import tensorflow as tf
 from .data import MnistData, stratified_indices, stratified_subset
 from .jobs import TrainingConfig, TrainingJob, validation_count
 from .models import build_model, config_to_dict
+from .protocol import CurvePoint, Event, Progressed, StatusChanged
 from .registry import ModelEntry, ModelRegistry
 
 REPORT_EVERY_SECONDS = 0.25  # how often batch-level progress is sent (the UI polls ~2x/s)
@@ -63,14 +64,14 @@ def without_autotuning(dataset: tf.data.Dataset) -> tf.data.Dataset:
 
 
 def to_input(images: np.ndarray) -> np.ndarray:
-    """uint8 (N, 28, 28) -> float32 (N, 28, 28, 1) in [0, 1], the networks' input."""
+    """uint8 (N, 28, 28) images -> float32 (N, 28, 28, 1) in [0, 1], the networks' input."""
     return (images.astype(np.float32) / 255.0)[..., None]
 
 
 def train(
     job: TrainingJob,
     data: MnistData,
-    on_event: Callable[[dict], None] = lambda event: None,
+    on_event: Callable[[Event], None] = lambda event: None,
     should_stop: Callable[[], bool] = lambda: False,
     callbacks: list = (),
 ) -> ModelEntry:
@@ -84,7 +85,7 @@ def train(
     (x_train, y_train), validation = split_data(data, config)
     keras.utils.set_random_seed(config.seed)
     model = build_model(job.model)
-    on_event({"type": "status", "message": f"training {job.kind.upper()} on {len(y_train):,} images"})
+    on_event(StatusChanged(f"training {job.kind.upper()} on {len(y_train):,} images"))
     progress = ProgressCallback(len(y_train), config, on_event, should_stop)
     callbacks = [progress, *callbacks]
     if job.model.schedule == "one-cycle":
@@ -96,7 +97,7 @@ def train(
         validation_data=evaluation_batches(*validation), callbacks=callbacks, verbose=0,
     )
     train_seconds = time.perf_counter() - started
-    on_event({"type": "status", "message": "evaluating on the test set"})
+    on_event(StatusChanged("evaluating on the test set"))
     test_loss, test_accuracy = model.evaluate(evaluation_batches(to_input(data.x_test), data.y_test),
                                               verbose=0)
     meta = {
@@ -111,7 +112,8 @@ def train(
         "test_accuracy": float(test_accuracy),
         "test_loss": float(test_loss),
         "train_seconds": round(train_seconds, 2),
-        "history": progress.history,
+        "history": {name: [asdict(point) for point in points]
+                    for name, points in progress.history.items()},
     }
     registry = ModelRegistry(job.models_dir)
     return registry.save(model, job.name or f"{job.kind}-{time.strftime('%Y%m%d-%H%M%S')}", meta)
@@ -127,7 +129,7 @@ class ProgressCallback(keras.callbacks.Callback):
         self.total_steps = self.steps_per_epoch * config.epochs
         self.time_budget = config.time_budget
         self.on_event, self.should_stop = on_event, should_stop
-        self.history = {"batch": [], "epoch": []}
+        self.history: dict[str, list[CurvePoint]] = {"batch": [], "epoch": []}
         self.stopped_by = None
 
     def on_train_begin(self, logs=None):
@@ -156,22 +158,23 @@ class ProgressCallback(keras.callbacks.Callback):
             self.model.stop_training = True
         if now - self.last_report >= REPORT_EVERY_SECONDS or self.stopped_by:
             self.last_report = now
-            self._report("batch", logs, now)
+            self._report(logs, now, epoch_end=False)
 
     def on_epoch_end(self, epoch, logs=None):
-        self._report("epoch", logs, time.perf_counter())  # Keras validates a cut epoch too
+        self._report(logs, time.perf_counter(), epoch_end=True)  # Keras validates a cut epoch too
 
-    def _report(self, kind, logs, now):
+    def _report(self, logs, now, epoch_end: bool):
         elapsed = now - self.started
-        event = {
-            "type": kind, "epoch": self.epoch, "step": self.step,
-            "epochs_seen": self.seen / self.n_train,  # x axis of the curves
-            "progress": self.fraction_done(), "elapsed": round(elapsed, 3),
-            "images_per_s": self.seen / max(elapsed, 1e-9),
-            **{key: float(value) for key, value in (logs or {}).items()},
-        }
-        self.history[kind].append(event)
-        self.on_event(event)
+        metrics = {key: float(value) for key, value in (logs or {}).items()}
+        point = CurvePoint(
+            epoch=self.epoch, step=self.step, epochs_seen=self.seen / self.n_train,
+            progress=self.fraction_done(), elapsed=round(elapsed, 3),
+            images_per_s=self.seen / max(elapsed, 1e-9),
+            loss=metrics["loss"], accuracy=metrics["accuracy"],
+            val_loss=metrics.get("val_loss"), val_accuracy=metrics.get("val_accuracy"),
+        )
+        self.history["epoch" if epoch_end else "batch"].append(point)
+        self.on_event(Progressed(point, epoch_end))
 
 
 class OneCycleSchedule(keras.callbacks.Callback):

@@ -6,6 +6,7 @@ import ui
 from mnist_core.data import examples_by_digit
 from mnist_core.preprocessing import enlarge
 
+ui.run_through_app_navigation()
 st.title("MNIST live: dense net vs convnet")
 st.markdown(
     "Train a **dense network (ANN)** and a **convolutional network (CNN)** on handwritten "
@@ -25,7 +26,7 @@ st.image([enlarge(image, 56) for image in images], caption=[str(label) for label
 
 st.subheader("Next")
 left, right = st.columns(2)
-with left:
-    st.page_link("pages/train.py", label="Train a model and watch it learn", icon=":material/model_training:")
-with right:
-    st.page_link("pages/draw.py", label="Draw a digit and compare the networks", icon=":material/draw:")
+left.page_link("pages/train.py", label="Train a model and watch it learn",
+               icon=":material/model_training:")
+right.page_link("pages/draw.py", label="Draw a digit and compare the networks",
+                icon=":material/draw:")

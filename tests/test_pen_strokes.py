@@ -1,13 +1,14 @@
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 
-from conftest import DATA, ROOT
-from mnist_core.pen_strokes import DIGITS, TEMPLATES, make_set, random_digit, render
+from bench.synthetic_digits import DIGITS, TEMPLATES, make_set, random_digit, render
 
+ROOT = Path(__file__).resolve().parents[1]
 SIZE = 336
 TOOLBAR = (1 - 141 / SIZE, 30 / SIZE)  # left edge and bottom of the canvas's hover toolbar
 
@@ -74,12 +75,12 @@ def test_make_set_is_balanced_and_repeatable():
     assert (images == again).all() and not (images == other).all()
 
 
-def test_the_benchmark_runs(tmp_path):
-    env = {**os.environ, "MNIST_DATA": DATA}
+def test_the_benchmark_runs(tmp_path, mnist_reference):
+    env = {**os.environ, "MNIST_DATA": mnist_reference}
     result = subprocess.run(
-        [sys.executable, str(ROOT / "bench" / "pen_strokes.py"), "--smoke",
+        [sys.executable, "-m", "bench.pen_strokes", "--smoke",
          "--models-dir", str(tmp_path / "models")],
-        capture_output=True, text=True, env=env, timeout=600,
+        cwd=ROOT, capture_output=True, text=True, env=env, timeout=600,
     )
     assert result.returncode == 0, result.stderr[-2000:]
     lines = result.stdout.splitlines()

@@ -6,9 +6,9 @@ from PIL import Image
 from scipy import ndimage
 from skimage.morphology import skeletonize
 
-from mnist_core.inference import predict_digit, top_k
+from bench.synthetic_digits import DIGITS, render
+from mnist_core.inference import predict, top_k
 from mnist_core.models import AnnConfig, CnnConfig, build_model
-from mnist_core.pen_strokes import DIGITS, render
 from mnist_core.preprocessing import (
     MAX_UPLOAD_BYTES, MNIST_STROKE, ImageError, enlarge, ink_from_rgba, is_blank,
     preprocess_canvas, preprocess_ink, preprocess_photo,
@@ -60,8 +60,9 @@ def test_a_stray_pixel_is_still_blank():
 @pytest.mark.parametrize("brush", [10, 40])
 def test_a_dot_is_not_a_digit_but_not_blank_either(brush):
     rgba = canvas([[(170, 170), (172, 171)]], width=brush)
-    assert preprocess_canvas(rgba) is None
-    assert not is_blank(ink_from_rgba(rgba))  # so the page can ask for a bigger digit
+    with pytest.raises(ImageError, match="too small to read: draw a bigger digit"):
+        preprocess_canvas(rgba)  # not None, as for a blank canvas: the page asks for more
+    assert not is_blank(ink_from_rgba(rgba))
 
 
 def test_a_small_digit_with_a_fine_brush_is_read():
@@ -240,11 +241,11 @@ def test_enlarge_keeps_crisp_pixels():
     assert set(np.unique(big)) == {0, 255}
 
 
-def test_predict_digit_gives_probabilities_for_each_model():
+def test_predict_gives_probabilities_for_each_model():
     models = {"ann": build_model(AnnConfig(hidden_units=(8,))),
               "cnn": build_model(CnnConfig(filters=(4,), dense_units=8))}
     image = preprocess_canvas(canvas([[(168, 40), (168, 300)]])).image
-    predictions = predict_digit(models, image)
+    predictions = {kind: predict(model, image) for kind, model in models.items()}
     assert set(predictions) == {"ann", "cnn"}
     for probabilities in predictions.values():
         assert probabilities.shape == (10,)

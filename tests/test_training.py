@@ -2,18 +2,21 @@ import json
 import subprocess
 import sys
 import time
+from dataclasses import asdict
+from pathlib import Path
 
 import keras
 import numpy as np
 import pytest
 
-from conftest import ROOT
 from mnist_core.jobs import TrainingConfig, TrainingJob, default_job, quick_jobs
 from mnist_core.models import AnnConfig, CnnConfig
+from mnist_core.protocol import Progressed
 from mnist_core.registry import ModelRegistry
 from mnist_core.training import WARMUP, one_cycle, train, training_batches
 from mnist_core.worker import TrainingBusy, TrainingService
 
+ROOT = Path(__file__).resolve().parents[1]
 TINY_ANN = AnnConfig(hidden_units=(64,))
 TINY_CNN = CnnConfig(filters=(8, 16), dense_units=32, batch_norm=False)  # learns in 20 steps
 
@@ -30,11 +33,13 @@ def test_train_learns_saves_and_reports(tmp_path, small_mnist):
     assert meta["test_accuracy"] > 0.6  # far above chance (0.1) after 2 quick epochs
     assert meta["epochs"] == 2 and not meta["stopped"]
     assert meta["data"]["train_images"] + 150 == len(small_mnist.y_train)  # 10% held out
-    epochs = [e for e in events if e["type"] == "epoch"]
-    assert [e["epoch"] for e in epochs] == [1, 2]
-    assert {"loss", "accuracy", "val_loss", "val_accuracy", "elapsed", "images_per_s"} <= set(epochs[0])
-    assert epochs[-1]["progress"] == pytest.approx(1.0)
-    assert meta["history"]["epoch"] == epochs
+    epochs = [e.point for e in events if isinstance(e, Progressed) and e.epoch_end]
+    assert [p.epoch for p in epochs] == [1, 2]
+    assert None not in (epochs[0].val_loss, epochs[0].val_accuracy)
+    assert epochs[0].elapsed > 0 and epochs[0].images_per_s > 0
+    assert epochs[-1].progress == pytest.approx(1.0)
+    assert meta["history"]["epoch"] == [asdict(p) for p in epochs]
+    assert ModelRegistry(tmp_path / "models").get(entry.name).validation_curve == epochs
     saved = ModelRegistry(tmp_path / "models").get(entry.name)
     assert saved.meta["test_accuracy"] == meta["test_accuracy"]
 
@@ -123,7 +128,7 @@ def wait(run, timeout=120):
     deadline = time.monotonic() + timeout
     while run.active and time.monotonic() < deadline:
         time.sleep(0.2)
-    return run.snapshot()
+    return run.state
 
 
 def test_service_trains_two_jobs_and_reports_progress(service, tmp_path):
@@ -135,15 +140,15 @@ def test_service_trains_two_jobs_and_reports_progress(service, tmp_path):
     with pytest.raises(TrainingBusy, match=r"busy: (ANN|CNN)( 'my-cnn')? is training, \d+% done"):
         service.start(jobs)
     state = wait(run)
-    assert state["status"] == "finished", state["error"]
-    assert [m["kind"] for m in state["saved"]] == ["ann", "cnn"]
-    assert state["saved"][1]["name"] == "my-cnn"
-    assert [len(e) for e in state["epochs"]] == [2, 1]
-    assert all(state["batches"])
-    assert run.overall_progress(state) == 1.0
-    assert {e.name for e in ModelRegistry(tmp_path).entries()} == {m["name"] for m in state["saved"]}
+    assert state.status == "finished", state.error
+    assert [m.kind for m in state.saved] == ["ann", "cnn"]
+    assert state.saved[1].name == "my-cnn"
+    assert [len(e) for e in state.epochs] == [2, 1]
+    assert all(state.batches)
+    assert state.overall_progress == 1.0
+    assert {e.name for e in ModelRegistry(tmp_path).entries()} == {m.name for m in state.saved}
     again = service.start(jobs[:1])  # not busy any more
-    assert wait(again)["status"] == "finished"
+    assert wait(again).status == "finished"
 
 
 def start_long_run(service, tmp_path):
@@ -151,7 +156,7 @@ def start_long_run(service, tmp_path):
     job = TrainingJob(TINY_CNN, TrainingConfig(epochs=50, batch_size=16), data_path="sample",
                       models_dir=str(tmp_path))
     run = service.start([job])
-    while not run.snapshot()["batches"][0]:
+    while not run.state.batches[0]:
         time.sleep(0.1)
     return run
 
@@ -160,25 +165,25 @@ def test_stop_ends_after_the_current_batch_and_saves(service, tmp_path):
     run = start_long_run(service, tmp_path)
     run.stop()
     state = wait(run, timeout=60)
-    assert state["status"] == "stopped"
-    assert state["saved"][0]["stopped"] and state["saved"][0]["epochs"] < 50
+    assert state.status == "stopped"
+    assert state.saved[0].stopped and state.saved[0].epochs < 50
 
 
 def test_errors_in_the_worker_are_shown_not_swallowed(service, tmp_path):
     job = TrainingJob(TINY_ANN, TrainingConfig(epochs=1), data_path=str(tmp_path / "missing.npz"))
     state = wait(service.start([job]))
-    assert state["status"] == "failed"
-    assert "missing.npz: no such file" in state["error"]
+    assert state.status == "failed"
+    assert "missing.npz: no such file" in state.error
 
 
 def test_a_dead_worker_is_reported_and_replaced(service, tmp_path):
     run = start_long_run(service, tmp_path)
     service._process.kill()
     state = wait(run, timeout=30)
-    assert state["status"] == "failed" and "training process died" in state["error"]
+    assert state.status == "failed" and "training process died" in state.error
     quick = TrainingJob(TINY_ANN, TrainingConfig(epochs=1, train_size=200), data_path="sample",
                         models_dir=str(tmp_path))
-    assert wait(service.start([quick]))["status"] == "finished"
+    assert wait(service.start([quick])).status == "finished"
 
 
 def test_worker_exits_when_the_server_goes_away(tmp_path):

@@ -11,7 +11,8 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image, ImageDraw
 
-CANVAS = 336  # the Draw page's canvas, in pixels
+from mnist_core.preprocessing import BRUSH_SIZE, CANVAS_SIZE
+
 Stroke = list[tuple[float, float]]
 
 
@@ -76,8 +77,8 @@ TEMPLATES: dict[int, list[list[Stroke]]] = {
 DIGITS: dict[int, list[Stroke]] = {digit: shapes[0] for digit, shapes in TEMPLATES.items()}
 
 
-def random_digit(rng: np.random.Generator, digit: int, brush: int = 24,
-                 size: int = CANVAS) -> list[Stroke]:
+def random_digit(rng: np.random.Generator, digit: int, brush: int = BRUSH_SIZE,
+                 size: int = CANVAS_SIZE) -> list[Stroke]:
     """A randomly written ``digit``: strokes in canvas fractions, all ink on the canvas.
 
     Its ink (brush included) spans 35-95% of the canvas, and at least four brush widths
@@ -111,8 +112,8 @@ def random_digit(rng: np.random.Generator, digit: int, brush: int = 24,
             for s in strokes]
 
 
-def make_set(n_per_digit: int, brush: int = 24, seed: int = 0,
-             size: int = CANVAS) -> tuple[np.ndarray, np.ndarray]:
+def make_set(n_per_digit: int, brush: int = BRUSH_SIZE, seed: int = 0,
+             size: int = CANVAS_SIZE) -> tuple[np.ndarray, np.ndarray]:
     """``n_per_digit`` random drawings of each digit as canvas RGBA images, and labels."""
     rng = np.random.default_rng(seed)
     labels = np.repeat(np.arange(10, dtype=np.uint8), n_per_digit)
@@ -121,7 +122,7 @@ def make_set(n_per_digit: int, brush: int = 24, seed: int = 0,
     return images, labels
 
 
-def render(strokes: list[Stroke], size: int = CANVAS, width: int = 24) -> np.ndarray:
+def render(strokes: list[Stroke], size: int = CANVAS_SIZE, width: int = BRUSH_SIZE) -> np.ndarray:
     """RGBA (size, size, 4) uint8 as the canvas returns it: white on opaque black.
 
     Like fabric.js's freedraw brush: each stroke is a smooth path of quadratic curves
@@ -149,7 +150,7 @@ def _smooth_path(points: np.ndarray, steps: int = 4) -> np.ndarray:
     mids = (points[:-1] + points[1:]) / 2
     t = np.linspace(0, 1, steps, endpoint=False)[1:, None]
     path = [points[0], mids[0]]
-    for control, start, end in zip(points[1:-1], mids[:-1], mids[1:]):
+    for control, start, end in zip(points[1:-1], mids[:-1], mids[1:], strict=True):
         path.extend((1 - t) ** 2 * start + 2 * t * (1 - t) * control + t**2 * end)
         path.append(end)
     path.append(points[-1])
@@ -175,7 +176,8 @@ def _wobble(rng: np.random.Generator, points: np.ndarray, amplitude: float) -> n
     waves = rng.uniform(0.2, 1.0, (3, 2))
     phases = rng.uniform(0, 2 * np.pi, (3, 2))
     weights = rng.normal(0, amplitude / 2, (3, 2))
-    return sum(w * np.sin(2 * np.pi * f * t + p) for w, f, p in zip(weights, waves, phases))
+    return sum(w * np.sin(2 * np.pi * f * t + p)
+               for w, f, p in zip(weights, waves, phases, strict=True))
 
 
 def _distance_along(points: np.ndarray) -> np.ndarray:

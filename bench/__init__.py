@@ -1,0 +1,1 @@
+"""Benchmarks of the app, and the synthetic drawings they and the tests share."""
