@@ -16,14 +16,27 @@ import streamlit as st
 from streamlit.runtime.pages_manager import PagesManager
 from streamlit.runtime.scriptrunner import script_runner
 
-from mnist_core.charts import probability_bars, run_curves, saved_curves, training_curves
+from mnist_core.charts import (
+    Curves,
+    probability_bars,
+    run_curves,
+    saved_curves,
+    training_curves,
+)
 from mnist_core.data import DataError, MnistData, load_mnist
 from mnist_core.inference import predict, top_k
 from mnist_core.jobs import TrainingJob
 from mnist_core.models import KINDS
 from mnist_core.preprocessing import (
-    BRUSH_RANGE, BRUSH_SIZE, CANVAS_SIZE, MAX_UPLOAD_BYTES, ImageError, Preprocessed, enlarge,
-    preprocess_canvas, preprocess_photo,
+    BRUSH_RANGE,
+    BRUSH_SIZE,
+    CANVAS_SIZE,
+    MAX_UPLOAD_BYTES,
+    ImageError,
+    Preprocessed,
+    enlarge,
+    preprocess_canvas,
+    preprocess_photo,
 )
 from mnist_core.registry import ModelEntry, ModelLoadError, ModelRegistry
 from mnist_core.worker import TrainingBusy, TrainingRun, TrainingService
@@ -130,8 +143,9 @@ def start_training(jobs: list[TrainingJob], where=st) -> None:
         where.warning(f"Cannot start: {error}")
 
 
-def poll_training(show: Callable[[TrainingRun | None], None], every: float,
-                  idle_every: float | None = None) -> None:
+def poll_training(
+    show: Callable[[TrainingRun | None], None], every: float, idle_every: float | None = None
+) -> None:
     """``show(current run)`` in a fragment that reruns alone: every ``every`` seconds while
     a run trains, every ``idle_every`` otherwise (``None``: not at all).
 
@@ -176,28 +190,37 @@ def run_status(run: TrainingRun | None) -> None:
     elapsed, speed, stop = st.columns(3)
     elapsed.metric("Elapsed", f"{state.elapsed:.1f} s")
     speed.metric("Images per second", f"{state.images_per_s:,.0f}")
-    if state.active and stop.button("Stop", icon=":material/stop:",
-                                    help="Stops after this batch and keeps the model so far."):
+    if state.active and stop.button(
+        "Stop", icon=":material/stop:", help="Stops after this batch and keeps the model so far."
+    ):
         run.stop()
     for model in state.saved:
         stopped = " (stopped early)" if model.stopped else ""
-        st.success(f"{model.kind.upper()} saved as **{model.name}**{stopped}: test accuracy "
-                   f"**{model.test_accuracy:.2%}** after {model.epochs:g} epochs in "
-                   f"{model.train_seconds:.0f} s.")
+        st.success(
+            f"{model.kind.upper()} saved as **{model.name}**{stopped}: test accuracy "
+            f"**{model.test_accuracy:.2%}** after {model.epochs:g} epochs in "
+            f"{model.train_seconds:.0f} s."
+        )
     if state.status == "failed":
         st.error(f"Training failed: {state.error}")
     if state.saved and not state.active:
         st.page_link("pages/draw.py", label="Draw a digit and try it", icon=":material/draw:")
 
 
-def run_curves_charts(run: TrainingRun | None) -> None:
-    """Loss and accuracy of the current run, over the newest saved model of each kind."""
+def newest_curves() -> list[Curves]:
+    """The validation curves of the newest saved model of each kind, to compare a run with."""
+    newest = (registry().newest(kind) for kind in KINDS)
+    return [saved_curves(entry) for entry in newest if entry is not None]
+
+
+def run_curves_charts(run: TrainingRun | None, compare_with: list[Curves]) -> None:
+    """Loss and accuracy of the current run, over ``compare_with`` (drawn faint), but for
+    the models this run saved itself."""
     if run is None:
         return
     state = run.state
-    this_run = {model.name for model in state.saved}
-    newest = (registry().newest(kind) for kind in KINDS)
-    saved = [saved_curves(entry) for entry in newest if entry and entry.name not in this_run]
+    this_run = {f"{model.name} (saved)" for model in state.saved}
+    saved = [curves for curves in compare_with if curves.label not in this_run]
     loss, accuracy = st.columns(2)
     live = run_curves(state)
     loss.plotly_chart(training_curves(live, "loss", saved), key="loss_curves")
@@ -223,9 +246,14 @@ def drawn_digit() -> tuple[Preprocessed | None, str]:
     from streamlit_drawable_canvas import st_canvas  # declares itself: needs a running app
 
     canvas = st_canvas(
-        stroke_width=st.session_state.get("brush", BRUSH_SIZE), stroke_color="#FFFFFF",
-        background_color="#000000", height=CANVAS_SIZE, width=CANVAS_SIZE,
-        drawing_mode="freedraw", return_image_data=True, key=canvas_key(),
+        stroke_width=st.session_state.get("brush", BRUSH_SIZE),
+        stroke_color="#FFFFFF",
+        background_color="#000000",
+        height=CANVAS_SIZE,
+        width=CANVAS_SIZE,
+        drawing_mode="freedraw",
+        return_image_data=True,
+        key=canvas_key(),
     )
     clear, brush = st.columns([1, 2], vertical_alignment="bottom")
     clear.button("Clear", icon=":material/delete:", on_click=clear_canvas)
@@ -245,8 +273,10 @@ def photo_digit() -> tuple[Preprocessed | None, str]:
     until there is a readable one) and what to tell the user meanwhile."""
     photo = st.file_uploader(
         "A photo of one handwritten digit (dark pen on light paper)",
-        type=["png", "jpg", "jpeg", "webp", "bmp", "gif"], key="photo",
-        help=f"Up to {MAX_UPLOAD_BYTES // 2**20} MB. Crop it to the digit for best results.")
+        type=["png", "jpg", "jpeg", "webp", "bmp", "gif"],
+        key="photo",
+        help=f"Up to {MAX_UPLOAD_BYTES // 2**20} MB. Crop it to the digit for best results.",
+    )
     if photo is None:
         return None, "Upload a photo of a digit written on paper."
     try:
@@ -279,8 +309,10 @@ def prediction(kind: str, model, drawing: Preprocessed) -> int:
     probabilities = predict(model, drawing.image)
     (best, confidence), *others = top_k(probabilities, 3)
     st.markdown(f"### {kind.upper()} predicts **{best}**")
-    st.markdown(f"**{confidence:.0%} sure**; then "
-                + ", ".join(f"**{digit}** ({p:.0%})" for digit, p in others))
+    st.markdown(
+        f"**{confidence:.0%} sure**; then "
+        + ", ".join(f"**{digit}** ({p:.0%})" for digit, p in others)
+    )
     st.html(probability_bars(probabilities, kind))
     return best
 
@@ -288,15 +320,21 @@ def prediction(kind: str, model, drawing: Preprocessed) -> int:
 def verdict(read: dict[str, int]) -> None:
     """Whether the two networks agree on the drawing."""
     if read["ann"] != read["cnn"]:
-        st.warning(f"### The networks disagree: ANN reads {read['ann']}, CNN reads {read['cnn']}",
-                   icon=":material/compare_arrows:")
+        st.warning(
+            f"### The networks disagree: ANN reads {read['ann']}, CNN reads {read['cnn']}",
+            icon=":material/compare_arrows:",
+        )
     else:
         st.success(f"### Both networks read {read['cnn']}", icon=":material/check_circle:")
 
 
 def pipeline_strip(drawing: Preprocessed) -> None:
     """The preprocessing's steps side by side, from the drawing to the networks' input."""
-    steps = [(drawing.cropped, "cropped to the ink"), (drawing.redrawn, "strokes made MNIST-thin"),
-             (drawing.fitted, "fitted in 20×20"), (drawing.image, "centred in 28×28: the input")]
-    for column, (image, caption) in zip(st.columns(len(steps)), steps):
+    steps = [
+        (drawing.cropped, "cropped to the ink"),
+        (drawing.redrawn, "strokes made MNIST-thin"),
+        (drawing.fitted, "fitted in 20×20"),
+        (drawing.image, "centred in 28×28: the input"),
+    ]
+    for column, (image, caption) in zip(st.columns(len(steps)), steps, strict=True):
         column.image(enlarge(image, 160), caption=caption)

@@ -85,22 +85,33 @@ class AccuracyClock(keras.callbacks.Callback):
 
 def keras_io_convnet():
     """keras-io examples/vision/mnist_convnet.py, as published."""
-    return keras.Sequential([
-        keras.Input((28, 28, 1)),
-        layers.Conv2D(32, 3, activation="relu"), layers.MaxPooling2D(2),
-        layers.Conv2D(64, 3, activation="relu"), layers.MaxPooling2D(2),
-        layers.Flatten(), layers.Dropout(0.5), layers.Dense(10, activation="softmax"),
-    ])
+    return keras.Sequential(
+        [
+            keras.Input((28, 28, 1)),
+            layers.Conv2D(32, 3, activation="relu"),
+            layers.MaxPooling2D(2),
+            layers.Conv2D(64, 3, activation="relu"),
+            layers.MaxPooling2D(2),
+            layers.Flatten(),
+            layers.Dropout(0.5),
+            layers.Dense(10, activation="softmax"),
+        ]
+    )
 
 
 def dense_512_512():
     """The classic dense baseline: two hidden layers of 512, dropout 0.2."""
-    return keras.Sequential([
-        keras.Input((28, 28, 1)), layers.Flatten(),
-        layers.Dense(512, activation="relu"), layers.Dropout(0.2),
-        layers.Dense(512, activation="relu"), layers.Dropout(0.2),
-        layers.Dense(10, activation="softmax"),
-    ])
+    return keras.Sequential(
+        [
+            keras.Input((28, 28, 1)),
+            layers.Flatten(),
+            layers.Dense(512, activation="relu"),
+            layers.Dropout(0.2),
+            layers.Dense(512, activation="relu"),
+            layers.Dropout(0.2),
+            layers.Dense(10, activation="softmax"),
+        ]
+    )
 
 
 BASELINE_BATCH = 128  # the plain Keras models train as the issue measured them
@@ -116,9 +127,15 @@ def plain_fit(model, data, job, callbacks=(), epochs=None, app_pipeline=False):
     (x, y), validation = split_data(data, job.training)
     model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     batch_size = job.training.batch_size
-    inputs = ({"x": training_batches(x, y, batch_size, job.training.seed), "shuffle": False,
-               "validation_data": evaluation_batches(*validation)} if app_pipeline
-              else {"x": x, "y": y, "batch_size": batch_size, "validation_data": validation})
+    inputs = (
+        {
+            "x": training_batches(x, y, batch_size, job.training.seed),
+            "shuffle": False,
+            "validation_data": evaluation_batches(*validation),
+        }
+        if app_pipeline
+        else {"x": x, "y": y, "batch_size": batch_size, "validation_data": validation}
+    )
     started = time.perf_counter()
     model.fit(**inputs, epochs=epochs or job.training.epochs, callbacks=list(callbacks), verbose=0)
     return time.perf_counter() - started
@@ -142,11 +159,17 @@ def race(data, kind, baseline, target, max_epochs, job_changes, seeds, models_di
     runs, baseline_points = [], None
     for seed in seeds:
         clock = AccuracyClock(test)
-        entry = train(default_job(kind, seed=seed, models_dir=models_dir, **job_changes), data,
-                      callbacks=[clock])
-        run = {"seed": seed, "accuracy": entry.meta["test_accuracy"],
-               "seconds": entry.meta["train_seconds"] - clock.paused,
-               "to_target": clock.time_to(target)}
+        entry = train(
+            default_job(kind, seed=seed, models_dir=models_dir, **job_changes),
+            data,
+            callbacks=[clock],
+        )
+        run = {
+            "seed": seed,
+            "accuracy": entry.meta["test_accuracy"],
+            "seconds": entry.meta["train_seconds"] - clock.paused,
+            "to_target": clock.time_to(target),
+        }
         baseline_job = default_job(kind, seed=seed, **{**job_changes, "batch_size": BASELINE_BATCH})
         for name, app_pipeline in (("published", False), ("piped", True)):
             keras.utils.set_random_seed(seed)
@@ -194,7 +217,7 @@ def latency(models, repeats):
         for model in models.values():
             predict(model, image)
         times.append((time.perf_counter() - started) * 1000)
-    times = times[len(drawings):]  # the first calls warm up
+    times = times[len(drawings) :]  # the first calls warm up
     return float(np.percentile(times, 50)), float(np.percentile(times, 95))
 
 
@@ -221,19 +244,30 @@ def cold_start(models_dir: str, data_reference: str):
 def page_training(data_reference: str) -> dict[str, tuple[float, float, float]]:
     """Both defaults trained from the Train page of a fresh app, CNN first, as a class would."""
     untimed_cleanup()
-    with tempfile.TemporaryDirectory(prefix="mnist-bench-page-") as models_dir, \
-            running_app(models_dir, data_reference) as (url, _), chromium_page() as page:
+    with (
+        tempfile.TemporaryDirectory(prefix="mnist-bench-page-") as models_dir,
+        running_app(models_dir, data_reference) as (url, _),
+        chromium_page() as page,
+    ):
         return {kind: train_on_page(page, url, kind) for kind in ("cnn", "ann")}
 
 
 def machine() -> str:
-    cpu = next((line.split(":", 1)[1].strip() for line in
-                Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("model name")),
-               platform.processor())
+    cpu = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        platform.processor(),
+    )
     memory = int(Path("/proc/meminfo").read_text().split()[1]) / 1024**2
     import tensorflow as tf
-    return (f"{cpu}, {os.cpu_count()} cores, {memory:.0f} GiB RAM; Python "
-            f"{platform.python_version()}, TensorFlow {tf.__version__}, Keras {keras.__version__}")
+
+    return (
+        f"{cpu}, {os.cpu_count()} cores, {memory:.0f} GiB RAM; Python "
+        f"{platform.python_version()}, TensorFlow {tf.__version__}, Keras {keras.__version__}"
+    )
 
 
 def spread(runs: list[dict], key: str) -> str:
@@ -254,7 +288,9 @@ def ratio(runs: list[dict], baseline: str) -> str:
         return "n/a"
     mean = statistics.mean(o for o, _ in pairs) / statistics.mean(t for _, t in pairs)
     per_seed = sorted(o / t for o, t in pairs)
-    return f"{mean:.2f}" + (f" (seeds {per_seed[0]:.2f}-{per_seed[-1]:.2f})" if len(pairs) > 1 else "")
+    return f"{mean:.2f}" + (
+        f" (seeds {per_seed[0]:.2f}-{per_seed[-1]:.2f})" if len(pairs) > 1 else ""
+    )
 
 
 def write_report(out: Path, report: str) -> None:
@@ -274,7 +310,9 @@ def main() -> int:
     data = load_mnist()
     if args.smoke:
         x, y = stratified_subset(data.x_train, data.y_train, 2000, seed=0)
-        data = replace(data, x_train=x, y_train=y, x_test=data.x_test[:500], y_test=data.y_test[:500])
+        data = replace(
+            data, x_train=x, y_train=y, x_test=data.x_test[:500], y_test=data.y_test[:500]
+        )
     seeds = range(1 if args.smoke else args.seeds)
     changes = {"epochs": 1, "train_size": 1800} if args.smoke else {}
     max_epochs = 1 if args.smoke else 15
@@ -288,17 +326,21 @@ def main() -> int:
     models_dir = tempfile.mkdtemp(prefix="mnist-bench-")
     print("CNN: time to 99.0% test accuracy", flush=True)
     cnn_runs, convnet_points = race(
-        data, "cnn", keras_io_convnet, 0.99, max_epochs, changes, seeds, models_dir)
+        data, "cnn", keras_io_convnet, 0.99, max_epochs, changes, seeds, models_dir
+    )
     print("ANN: time to 98.0% test accuracy", flush=True)
     ann_runs, dense_points = race(
-        data, "ann", dense_512_512, 0.98, max_epochs, changes, seeds, models_dir)
+        data, "ann", dense_512_512, 0.98, max_epochs, changes, seeds, models_dir
+    )
     print("training path vs plain fit", flush=True)
     app_seconds, plain_seconds, worker_peak = overhead(data, changes, 1 if args.smoke else 3)
 
     registry = ModelRegistry(models_dir)  # the defaults the races trained
     models = {kind: registry.load(registry.newest(kind)) for kind in ("ann", "cnn")}
     p50, p95 = latency(models, 60 if args.smoke else 500)
-    start_seconds, server_peak = (None, None) if skip_browser else cold_start(models_dir, data.reference)
+    start_seconds, server_peak = (
+        (None, None) if skip_browser else cold_start(models_dir, data.reference)
+    )
     shutil.rmtree(models_dir)
     print("defaults through the Train page", flush=True)
     on_page = {} if skip_browser else page_training("sample" if args.smoke else data.reference)
@@ -313,43 +355,80 @@ def main() -> int:
         ("Time to 99.0%: default CNN, s", spread(cnn_runs, "to_target"), ""),
         ("Time to 99.0%: keras-io simple convnet, s", spread(cnn_runs, "published"), ""),
         ("Ratio CNN / keras-io convnet", ratio(cnn_runs, "published"), "<= 0.33"),
-        ("Same convnet fed by the app's input pipeline: time, s / ratio",
-         f"{spread(cnn_runs, 'piped')} / {ratio(cnn_runs, 'piped')}", ""),
+        (
+            "Same convnet fed by the app's input pipeline: time, s / ratio",
+            f"{spread(cnn_runs, 'piped')} / {ratio(cnn_runs, 'piped')}",
+            "",
+        ),
         ("Time to 98.0%: default ANN, s", spread(ann_runs, "to_target"), ""),
         ("Time to 98.0%: dense 512-512, s", spread(ann_runs, "published"), ""),
         ("Ratio ANN / dense 512-512", ratio(ann_runs, "published"), ""),
-        ("Same dense net fed by the app's input pipeline: time, s / ratio",
-         f"{spread(ann_runs, 'piped')} / {ratio(ann_runs, 'piped')}", ""),
+        (
+            "Same dense net fed by the app's input pipeline: time, s / ratio",
+            f"{spread(ann_runs, 'piped')} / {ratio(ann_runs, 'piped')}",
+            "",
+        ),
         ("Default CNN: test accuracy", spread(cnn_runs, "accuracy"), ">= 0.993"),
         ("Default CNN: training seconds", spread(cnn_runs, "seconds"), "<= 60"),
         ("Default ANN: test accuracy", spread(ann_runs, "accuracy"), ">= 0.983"),
         ("Default ANN: training seconds", spread(ann_runs, "seconds"), "<= 20"),
-        ("App training path / plain fit (default ANN, best of 3)",
-         f"{app_seconds / plain_seconds:.3f} ({app_seconds:.1f} s / {plain_seconds:.1f} s)", "<= 1.05"),
-        ("Inference, preprocessing + both models: p50 / p95, ms", f"{p50:.1f} / {p95:.1f}", "<= 10 / 20"),
+        (
+            "App training path / plain fit (default ANN, best of 3)",
+            f"{app_seconds / plain_seconds:.3f} ({app_seconds:.1f} s / {plain_seconds:.1f} s)",
+            "<= 1.05",
+        ),
+        (
+            "Inference, preprocessing + both models: p50 / p95, ms",
+            f"{p50:.1f} / {p95:.1f}",
+            "<= 10 / 20",
+        ),
         ("Peak RSS: training worker, MB", f"{worker_peak:.0f}", ""),
-        ("Peak RSS: app server serving both models, MB",
-         f"{server_peak:.0f}" if server_peak else skipped, ""),
-        ("Cold start: `streamlit run app.py` to both predictions on Draw, s",
-         f"{start_seconds:.1f} s" if start_seconds else skipped, ""),
-        ("Default CNN from the Train page (Chromium on the same cores): accuracy, seconds",
-         page_result("cnn"), ">= 0.993, <= 60"),
-        ("Default ANN from the Train page: accuracy, seconds", page_result("ann"), ">= 0.983, <= 20"),
+        (
+            "Peak RSS: app server serving both models, MB",
+            f"{server_peak:.0f}" if server_peak else skipped,
+            "",
+        ),
+        (
+            "Cold start: `streamlit run app.py` to both predictions on Draw, s",
+            f"{start_seconds:.1f} s" if start_seconds else skipped,
+            "",
+        ),
+        (
+            "Default CNN from the Train page (Chromium on the same cores): accuracy, seconds",
+            page_result("cnn"),
+            ">= 0.993, <= 60",
+        ),
+        (
+            "Default ANN from the Train page: accuracy, seconds",
+            page_result("ann"),
+            ">= 0.983, <= 20",
+        ),
     ]
     width = max(len(r[0]) for r in rows)
-    table = "\n".join(["| Measure | Result | Target |", "|---|---|---|"]
-                      + [f"| {name} | {value} | {target} |" for name, value, target in rows])
+    table = "\n".join(
+        ["| Measure | Result | Target |", "|---|---|---|"]
+        + [f"| {name} | {value} | {target} |" for name, value, target in rows]
+    )
     print("\n" + "\n".join(f"{name:{width}}  {value}  {target}" for name, value, target in rows))
     if not args.smoke:
         curves = "\n".join(
-            [f"- keras-io convnet (seed 0), (seconds, test accuracy) four times an epoch: "
-             f"{[(round(s, 1), round(a, 4)) for s, a in convnet_points]}",
-             f"- dense 512-512 (seed 0): {[(round(s, 1), round(a, 4)) for s, a in dense_points]}"])
-        write_report(Path(args.out), (
-            f"# Benchmarks\n\nWritten by `python -m bench.benchmark` on "
-            f"{time.strftime('%Y-%m-%d')}.\n\n- Machine: {description}\n- Data: {data.description}\n"
-            f"- Seeds: {len(seeds)} runs of each default and each baseline, seed by seed "
-            f"(mean, min, max)\n\n{table}\n\n{curves}\n"))
+            [
+                f"- keras-io convnet (seed 0), (seconds, test accuracy) four times an epoch: "
+                f"{[(round(s, 1), round(a, 4)) for s, a in convnet_points]}",
+                f"- dense 512-512 (seed 0): "
+                f"{[(round(s, 1), round(a, 4)) for s, a in dense_points]}",
+            ]
+        )
+        write_report(
+            Path(args.out),
+            (
+                f"# Benchmarks\n\nWritten by `python -m bench.benchmark` on "
+                f"{time.strftime('%Y-%m-%d')}.\n\n- Machine: {description}\n"
+                f"- Data: {data.description}\n"
+                f"- Seeds: {len(seeds)} runs of each default and each baseline, seed by seed "
+                f"(mean, min, max)\n\n{table}\n\n{curves}\n"
+            ),
+        )
         print(f"\nwritten to {args.out}")
     return 0
 

@@ -25,8 +25,14 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 VIEWPORT = {"width": 1400, "height": 1000}
 CANVAS = "[class*=st-key-canvas-] canvas.upper-canvas"
 MOVE_EVERY = 4  # pixels between mouse moves: the canvas smooths through every point it gets
@@ -60,8 +66,9 @@ def _healthy(url: str) -> bool:
 
 
 @contextmanager
-def running_app(models_dir: str, data_reference: str, env: dict[str, str] | None = None,
-                timeout: float = 60):
+def running_app(
+    models_dir: str, data_reference: str, env: dict[str, str] | None = None, timeout: float = 60
+):
     """``streamlit run app.py`` on a free port, with its models in ``models_dir`` and its
     MNIST from ``data_reference`` (a path or "sample"), plus any ``env``; yields
     (url, server process) once it answers its health check.
@@ -70,13 +77,31 @@ def running_app(models_dir: str, data_reference: str, env: dict[str, str] | None
     not healthy within ``timeout`` seconds. The server's settings are .streamlit/config.toml's.
     """
     port = _free_port()
-    env = {**os.environ, "MNIST_MODELS_DIR": str(models_dir), "MNIST_DATA": data_reference,
-           **(env or {})}
+    env = {
+        **os.environ,
+        "MNIST_MODELS_DIR": str(models_dir),
+        "MNIST_DATA": data_reference,
+        **(env or {}),
+    }
     with tempfile.TemporaryFile("w+") as log:
         server = subprocess.Popen(
-            [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
-             "--server.port", str(port)], cwd=ROOT, env=env,
-            stdout=log, stderr=subprocess.STDOUT, text=True)
+            [
+                sys.executable,
+                "-m",
+                "streamlit",
+                "run",
+                "app.py",
+                "--server.headless",
+                "true",
+                "--server.port",
+                str(port),
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
         url = f"http://127.0.0.1:{port}"
         try:
             deadline = time.monotonic() + timeout
@@ -89,8 +114,9 @@ def running_app(models_dir: str, data_reference: str, env: dict[str, str] | None
                     time.sleep(0.1)
                     continue
                 log.seek(0)
-                raise AppNotServing(f"streamlit run app.py (port {port}) {problem}; it said:\n"
-                                    f"{log.read()[-3000:]}")
+                raise AppNotServing(
+                    f"streamlit run app.py (port {port}) {problem}; it said:\n{log.read()[-3000:]}"
+                )
             yield url, server
         finally:
             server.terminate()
@@ -155,8 +181,9 @@ def stroke_points(box: dict, stroke, every: float = MOVE_EVERY) -> list[tuple[fl
     points = corners[:1]
     for (x0, y0), (x1, y1) in pairwise(corners):
         steps = max(1, math.ceil(math.hypot(x1 - x0, y1 - y0) / every))
-        points += [(x0 + (x1 - x0) * i / steps, y0 + (y1 - y0) * i / steps)
-                   for i in range(1, steps + 1)]
+        points += [
+            (x0 + (x1 - x0) * i / steps, y0 + (y1 - y0) * i / steps) for i in range(1, steps + 1)
+        ]
     return points
 
 
@@ -243,7 +270,7 @@ class RunWatcher:
         while time.monotonic() < deadline:
             after = [(t, kind) for t, kind in self.events if t > since]
             kinds = [kind for _, kind in after]
-            if "sent" in kinds and "new_session" in kinds[kinds.index("sent"):]:
+            if "sent" in kinds and "new_session" in kinds[kinds.index("sent") :]:
                 started = kinds.index("new_session", kinds.index("sent"))
                 if "script_finished" in kinds[started:]:
                     return (after[kinds.index("script_finished", started)][0] - since) * 1000

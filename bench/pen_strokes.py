@@ -31,10 +31,9 @@ from bench.browser import (
 from bench.synthetic_digits import make_set, random_digit
 from mnist_core.data import load_mnist
 from mnist_core.inference import predict
-from mnist_core.preprocessing import BRUSH_SIZE, ink_from_rgba, preprocess_canvas, preprocess_ink
+from mnist_core.models import INPUT_SHAPE, KINDS
+from mnist_core.preprocessing import BRUSH_SIZE, ImageError, Preprocessed, preprocess_canvas
 from mnist_core.registry import ModelRegistry
-
-KINDS = ("ann", "cnn")
 
 
 def load_models(registry: ModelRegistry, smoke: bool, augment: bool = False) -> dict:
@@ -47,9 +46,14 @@ def load_models(registry: ModelRegistry, smoke: bool, augment: bool = False) -> 
         data = load_mnist()
         print(f"training {', '.join(missing)} on {data.description}")
         models_dir = str(registry.root)
-        jobs = ([default_job(kind, epochs=1, train_size=1000, models_dir=models_dir)
-                 for kind in missing] if smoke
-                else quick_jobs(missing, models_dir=models_dir, augment=augment))
+        jobs = (
+            [
+                default_job(kind, epochs=1, train_size=1000, models_dir=models_dir)
+                for kind in missing
+            ]
+            if smoke
+            else quick_jobs(missing, models_dir=models_dir, augment=augment)
+        )
         for job in jobs:
             train(job, data)
     entries = {kind: registry.newest(kind) for kind in KINDS}
@@ -58,13 +62,23 @@ def load_models(registry: ModelRegistry, smoke: bool, augment: bool = False) -> 
     return {kind: registry.load(entry) for kind, entry in entries.items()}
 
 
-def accuracy(models: dict, canvases: np.ndarray, labels: np.ndarray,
-             redraw: bool) -> dict[str, float]:
+def read_canvas(rgba: np.ndarray, redraw: bool) -> Preprocessed | None:
+    """The drawing as the networks see it, or ``None`` if the app would read no digit."""
+    try:
+        return preprocess_canvas(rgba, redraw_strokes=redraw)
+    except ImageError:
+        return None
+
+
+def accuracy(
+    models: dict, canvases: np.ndarray, labels: np.ndarray, redraw: bool
+) -> dict[str, float]:
     """Share of drawings each model reads right; a drawing read as no digit counts wrong."""
-    results = [preprocess_ink(ink_from_rgba(rgba), redraw_strokes=redraw) for rgba in canvases]
+    results = [read_canvas(rgba, redraw) for rgba in canvases]
     read = np.array([r is not None for r in results])
-    batch = np.stack([r.image if r is not None else np.zeros((28, 28), np.float32)
-                      for r in results])[..., None]
+    batch = np.stack(
+        [r.image if r is not None else np.zeros(INPUT_SHAPE[:2], np.float32) for r in results]
+    )[..., None]
     scores = {}
     for kind, model in models.items():
         guesses = np.asarray(model.predict_on_batch(batch)).argmax(axis=1)
@@ -113,10 +127,18 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--per-digit", type=int, default=50, help="drawings per digit and brush")
     parser.add_argument("--brushes", type=int, nargs="+", default=[10, 16, 24, 30, 40])
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--augment", action="store_true",
-                        help="train missing quick models with augmentation (to compare)")
-    parser.add_argument("--browser", type=int, default=0, metavar="N",
-                        help="also draw N digits in the real app and time mouse-up to predictions")
+    parser.add_argument(
+        "--augment",
+        action="store_true",
+        help="train missing quick models with augmentation (to compare)",
+    )
+    parser.add_argument(
+        "--browser",
+        type=int,
+        default=0,
+        metavar="N",
+        help="also draw N digits in the real app and time mouse-up to predictions",
+    )
     parser.add_argument("--smoke", action="store_true", help="a tiny, quick run (for tests)")
     args = parser.parse_args(argv)
     if args.browser and (missing := browser_missing()):
@@ -130,19 +152,28 @@ def main(argv: list[str] | None = None) -> None:
         canvases, labels = make_set(per_digit, brush, seed=args.seed + brush)
         new = accuracy(models, canvases, labels, redraw=True)
         old = accuracy(models, canvases, labels, redraw=False)
-        print(f"{brush:5}    {new['cnn']:7.1%}  {old['cnn']:7.1%}    "
-              f"{new['ann']:7.1%}  {old['ann']:7.1%}", flush=True)
+        print(
+            f"{brush:5}    {new['cnn']:7.1%}  {old['cnn']:7.1%}    "
+            f"{new['ann']:7.1%}  {old['ann']:7.1%}",
+            flush=True,
+        )
 
     canvases, _ = make_set(2 if args.smoke else 20, BRUSH_SIZE, seed=args.seed)
     times = latency(models, canvases)
-    print(f"\npreprocess_canvas + both models, one drawing ({len(times)} drawings): "
-          f"p50 {np.percentile(times, 50):.1f} ms, p95 {np.percentile(times, 95):.1f} ms")
+    print(
+        f"\npreprocess_canvas + both models, one drawing ({len(times)} drawings): "
+        f"p50 {np.percentile(times, 50):.1f} ms, p95 {np.percentile(times, 95):.1f} ms"
+    )
 
     if args.browser:
-        times, right = browser_latency(str(ModelRegistry(args.models_dir).root.resolve()),
-                                       args.browser, args.seed)
-        print(f"in the browser, last mouse-up to both predictions ({len(times)} drawings, CNN read "
-              f"{right}): p50 {np.percentile(times, 50):.0f} ms, p95 {np.percentile(times, 95):.0f} ms")
+        times, right = browser_latency(
+            str(ModelRegistry(args.models_dir).root.resolve()), args.browser, args.seed
+        )
+        print(
+            f"in the browser, last mouse-up to both predictions ({len(times)} drawings, CNN read "
+            f"{right}): p50 {np.percentile(times, 50):.0f} ms, "
+            f"p95 {np.percentile(times, 95):.0f} ms"
+        )
 
 
 if __name__ == "__main__":

@@ -31,8 +31,11 @@ class Curves:
 
 def run_curves(state: RunState) -> list[Curves]:
     """The curves of a run's jobs that have begun, labelled by kind."""
-    return [Curves(job.kind.upper(), job.kind, batches, epochs)
-            for job, batches, epochs in zip(state.jobs, state.batches, state.epochs) if batches]
+    return [
+        Curves(job.kind.upper(), job.kind, batches, epochs)
+        for job, batches, epochs in zip(state.jobs, state.batches, state.epochs, strict=True)
+        if batches
+    ]
 
 
 def saved_curves(entry: ModelEntry) -> Curves:
@@ -52,24 +55,35 @@ def training_curves(live: Sequence[Curves], metric: str, saved: Sequence[Curves]
         figure.add_scatter(
             x=[p.epochs_seen for p in curves.epochs],
             y=[getattr(p, f"val_{metric}") for p in curves.epochs],
-            mode="lines+markers", name=curves.label, opacity=0.35,
-            line={"color": COLORS[curves.kind], "dash": "dot"}, marker={"size": 6},
+            mode="lines+markers",
+            name=curves.label,
+            opacity=0.35,
+            line={"color": COLORS[curves.kind], "dash": "dot"},
+            marker={"size": 6},
         )
     for curves in live:
         color = COLORS[curves.kind]
         figure.add_scatter(
-            x=[p.epochs_seen for p in curves.batches], y=[getattr(p, metric) for p in curves.batches],
-            mode="lines", name=f"{curves.label} training", line={"color": color},
+            x=[p.epochs_seen for p in curves.batches],
+            y=[getattr(p, metric) for p in curves.batches],
+            mode="lines",
+            name=f"{curves.label} training",
+            line={"color": color},
         )
         figure.add_scatter(
             x=[p.epochs_seen for p in curves.epochs],
             y=[getattr(p, f"val_{metric}") for p in curves.epochs],
-            mode="lines+markers", name=f"{curves.label} validation",
-            line={"color": color, "dash": "dot"}, marker={"size": 9},
+            mode="lines+markers",
+            name=f"{curves.label} validation",
+            line={"color": color, "dash": "dot"},
+            marker={"size": 9},
         )
     figure.update_layout(
-        title=METRIC_TITLES[metric], xaxis_title="epochs", height=320,
-        margin={"l": 10, "r": 10, "t": 40, "b": 10}, legend={"orientation": "h", "y": -0.25},
+        title=METRIC_TITLES[metric],
+        xaxis_title="epochs",
+        height=320,
+        margin={"l": 10, "r": 10, "t": 40, "b": 10},
+        legend={"orientation": "h", "y": -0.25},
     )
     if metric == "accuracy":
         figure.update_yaxes(tickformat=".0%")
@@ -93,5 +107,7 @@ def probability_bars(probabilities: np.ndarray, kind: str) -> str:
         for digit, p in enumerate(probabilities)
     )
     summary = ", ".join(f"{digit}: {p:.0%}" for digit, p in enumerate(probabilities))
-    return (f'<div role="img" aria-label="{kind.upper()} probabilities, {summary}" '
-            f'style="display:flex;gap:2px;height:{BAR_PIXELS + 60}px">{columns}</div>')
+    return (
+        f'<div role="img" aria-label="{kind.upper()} probabilities, {summary}" '
+        f'style="display:flex;gap:2px;height:{BAR_PIXELS + 60}px">{columns}</div>'
+    )

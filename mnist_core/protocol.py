@@ -196,16 +196,26 @@ class RunState:
         """The state after ``event``."""
         if isinstance(event, JobStarted):
             kind = self.jobs[event.index].kind.upper()
-            return replace(self, status="training", current=event.index, progress=0.0,
-                           message=f"training {kind}")
+            return replace(
+                self,
+                status="training",
+                current=event.index,
+                progress=0.0,
+                message=f"training {kind}",
+            )
         if isinstance(event, StatusChanged):
             return replace(self, message=event.message)
         if isinstance(event, Progressed):
             history = "epochs" if event.epoch_end else "batches"
             points = list(getattr(self, history))
             points[self.current] = (*points[self.current], event.point)
-            return replace(self, **{history: tuple(points)}, progress=event.point.progress,
-                           elapsed=event.point.elapsed, images_per_s=event.point.images_per_s)
+            return replace(
+                self,
+                **{history: tuple(points)},
+                progress=event.point.progress,
+                elapsed=event.point.elapsed,
+                images_per_s=event.point.images_per_s,
+            )
         if isinstance(event, ModelSaved):
             return replace(self, saved=(*self.saved, event.model))
         if isinstance(event, RunFinished):
@@ -214,4 +224,3 @@ class RunState:
         if isinstance(event, RunFailed):
             return replace(self, status="failed", message="failed", error=event.message)
         raise TypeError(f"not a training event: {event!r}")
-

@@ -12,7 +12,7 @@ import re
 import tempfile
 import warnings
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from .protocol import CurvePoint
@@ -43,7 +43,9 @@ class ModelEntry:
     @property
     def validation_curve(self) -> list[CurvePoint]:
         """The points at each epoch's end (with validation metrics), to draw its curves."""
-        return [CurvePoint.from_dict(point) for point in self.meta.get("history", {}).get("epoch", [])]
+        return [
+            CurvePoint.from_dict(point) for point in self.meta.get("history", {}).get("epoch", [])
+        ]
 
     @property
     def label(self) -> str:
@@ -101,7 +103,7 @@ class ModelRegistry:
         name = self.unique_name(name)
         meta = {
             "name": name,
-            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "created": datetime.now(UTC).isoformat(timespec="seconds"),
             "params": int(model.count_params()),
             **meta,
         }

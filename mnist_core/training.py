@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from dataclasses import asdict
-from typing import Callable
 
 import keras
 import numpy as np
@@ -31,8 +31,9 @@ def split_data(data: MnistData, config: TrainingConfig):
     val = stratified_indices(data.y_train, n_val, seed=config.seed)
     rest = np.setdiff1d(np.arange(len(data.y_train)), val)
     config.check(available=len(rest))
-    x, y = stratified_subset(data.x_train[rest], data.y_train[rest],
-                             config.train_size or len(rest), seed=config.seed)
+    x, y = stratified_subset(
+        data.x_train[rest], data.y_train[rest], config.train_size or len(rest), seed=config.seed
+    )
     return (to_input(x), y), (to_input(data.x_train[val]), data.y_train[val])
 
 
@@ -46,8 +47,9 @@ def training_batches(x: np.ndarray, y: np.ndarray, batch_size: int, seed: int) -
     """
     order = tf.data.Dataset.range(len(y)).shuffle(len(y), seed=seed).batch(batch_size)
     arrays = tf.data.Dataset.from_tensors((x, y)).repeat()
-    batches = (tf.data.Dataset.zip(order, arrays)
-               .map(lambda batch, xy: (tf.gather(xy[0], batch), tf.gather(xy[1], batch))))
+    batches = tf.data.Dataset.zip(order, arrays).map(
+        lambda batch, xy: (tf.gather(xy[0], batch), tf.gather(xy[1], batch))
+    )
     return without_autotuning(batches.prefetch(2))
 
 
@@ -92,28 +94,37 @@ def train(
         callbacks.append(OneCycleSchedule(job.model.learning_rate, progress.fraction_done))
     started = time.perf_counter()
     model.fit(
-        training_batches(x_train, y_train, config.batch_size, config.seed), shuffle=False,
+        training_batches(x_train, y_train, config.batch_size, config.seed),
+        shuffle=False,
         epochs=config.epochs,
-        validation_data=evaluation_batches(*validation), callbacks=callbacks, verbose=0,
+        validation_data=evaluation_batches(*validation),
+        callbacks=callbacks,
+        verbose=0,
     )
     train_seconds = time.perf_counter() - started
     on_event(StatusChanged("evaluating on the test set"))
-    test_loss, test_accuracy = model.evaluate(evaluation_batches(to_input(data.x_test), data.y_test),
-                                              verbose=0)
+    test_loss, test_accuracy = model.evaluate(
+        evaluation_batches(to_input(data.x_test), data.y_test), verbose=0
+    )
     meta = {
         "kind": job.kind,
         "config": config_to_dict(job.model),
         "training": asdict(config),
-        "data": {"origin": data.origin, "location": data.location,
-                 "train_images": int(len(y_train)), "test_images": int(len(data.y_test))},
+        "data": {
+            "origin": data.origin,
+            "location": data.location,
+            "train_images": int(len(y_train)),
+            "test_images": int(len(data.y_test)),
+        },
         "epochs": round(progress.seen / len(y_train), 2),  # fractional if stopped mid-epoch
         "stopped": progress.stopped_by is not None,
         "stopped_by": progress.stopped_by,
         "test_accuracy": float(test_accuracy),
         "test_loss": float(test_loss),
         "train_seconds": round(train_seconds, 2),
-        "history": {name: [asdict(point) for point in points]
-                    for name, points in progress.history.items()},
+        "history": {
+            name: [asdict(point) for point in points] for name, points in progress.history.items()
+        },
     }
     registry = ModelRegistry(job.models_dir)
     return registry.save(model, job.name or f"{job.kind}-{time.strftime('%Y%m%d-%H%M%S')}", meta)
@@ -148,7 +159,9 @@ class ProgressCallback(keras.callbacks.Callback):
 
     def on_train_batch_end(self, batch, logs=None):
         self.step += 1
-        self.seen = (self.epoch - 1) * self.n_train + min((batch + 1) * self.batch_size, self.n_train)
+        self.seen = (self.epoch - 1) * self.n_train + min(
+            (batch + 1) * self.batch_size, self.n_train
+        )
         now = time.perf_counter()
         if self.should_stop():
             self.stopped_by = "user"
@@ -167,11 +180,16 @@ class ProgressCallback(keras.callbacks.Callback):
         elapsed = now - self.started
         metrics = {key: float(value) for key, value in (logs or {}).items()}
         point = CurvePoint(
-            epoch=self.epoch, step=self.step, epochs_seen=self.seen / self.n_train,
-            progress=self.fraction_done(), elapsed=round(elapsed, 3),
+            epoch=self.epoch,
+            step=self.step,
+            epochs_seen=self.seen / self.n_train,
+            progress=self.fraction_done(),
+            elapsed=round(elapsed, 3),
             images_per_s=self.seen / max(elapsed, 1e-9),
-            loss=metrics["loss"], accuracy=metrics["accuracy"],
-            val_loss=metrics.get("val_loss"), val_accuracy=metrics.get("val_accuracy"),
+            loss=metrics["loss"],
+            accuracy=metrics["accuracy"],
+            val_loss=metrics.get("val_loss"),
+            val_accuracy=metrics.get("val_accuracy"),
         )
         self.history["epoch" if epoch_end else "batch"].append(point)
         self.on_event(Progressed(point, epoch_end))

@@ -25,8 +25,20 @@ import traceback
 from .data import load_mnist
 from .jobs import TrainingJob
 from .protocol import (
-    Event, JobStarted, ModelSaved, Request, RunFailed, RunFinished, RunState, SavedModel,
-    StatusChanged, StopRequest, TrainRequest, decode_event, decode_request, encode_event,
+    Event,
+    JobStarted,
+    ModelSaved,
+    Request,
+    RunFailed,
+    RunFinished,
+    RunState,
+    SavedModel,
+    StatusChanged,
+    StopRequest,
+    TrainRequest,
+    decode_event,
+    decode_request,
+    encode_event,
     encode_request,
 )
 
@@ -62,8 +74,7 @@ class TrainingRun:
         state = self.state
         job = state.current_job
         name = f" '{job.name}'" if job.name else ""
-        return (f"busy: {job.kind.upper()}{name} is training, "
-                f"{state.overall_progress:.0%} done")
+        return f"busy: {job.kind.upper()}{name} is training, {state.overall_progress:.0%} done"
 
     def handle(self, event: Event) -> None:
         """Apply one event from the worker (called by the listener thread only)."""
@@ -124,11 +135,15 @@ class TrainingService:
             path = os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH")]))
             self._process = subprocess.Popen(
                 [sys.executable, "-m", "mnist_core.worker"],
-                stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                text=True,
+                bufsize=1,
                 env={**os.environ, "PYTHONPATH": path},
             )
-            threading.Thread(target=self._listen, args=(self._process,),
-                             name="training-listener", daemon=True).start()
+            threading.Thread(
+                target=self._listen, args=(self._process,), name="training-listener", daemon=True
+            ).start()
 
     def _listen(self, process: subprocess.Popen) -> None:
         for line in process.stdout:
@@ -139,8 +154,11 @@ class TrainingService:
         code = process.wait()
         run = self._run
         if run is not None and run.active:
-            run.handle(RunFailed(
-                f"the training process died (exit code {code}); models saved before are kept"))
+            run.handle(
+                RunFailed(
+                    f"the training process died (exit code {code}); models saved before are kept"
+                )
+            )
 
 
 def main() -> None:
@@ -152,8 +170,9 @@ def main() -> None:
     runs: queue.Queue[TrainRequest | None] = queue.Queue()
     stop_asked: set[int] = set()
     server_gone = threading.Event()
-    threading.Thread(target=_read_requests, args=(runs, stop_asked, server_gone),
-                     daemon=True).start()
+    threading.Thread(
+        target=_read_requests, args=(runs, stop_asked, server_gone), daemon=True
+    ).start()
     send_lock = threading.Lock()
     datasets = {}
     while (request := runs.get()) is not None:

@@ -1,4 +1,4 @@
-"""Draw: a digit on the canvas (or a photo), what the networks see, both predictions side by side."""
+"""Draw: a digit on the canvas (or a photo), what the networks see, both predictions."""
 
 import streamlit as st
 
@@ -15,8 +15,10 @@ entries = {kind: ui.registry().entries(kind) for kind in KINDS}
 if missing := [kind for kind in KINDS if not entries[kind]]:
     names = " and ".join(kind.upper() for kind in missing)
     models = "models" if len(missing) > 1 else "model"
-    st.info(f"No {names} model yet. Train quick default {models} here (about a minute), "
-            "or choose your own settings on the Train page.")
+    st.info(
+        f"No {names} model yet. Train quick default {models} here (about a minute), "
+        "or choose your own settings on the Train page."
+    )
     if st.button(f"Train quick {names} {models}", type="primary"):
         ui.start_training(quick_jobs(missing, data_path=data.reference))
 ui.poll_training(ui.progress_bar, every=0.5)
@@ -25,14 +27,17 @@ ui.poll_training(ui.progress_bar, every=0.5)
 @st.fragment  # each stroke reruns only this, not the data and model checks above
 def draw_and_compare() -> None:
     source = st.segmented_control(
-        "Input", ["Draw", "Photo"], default="Draw", key="source",
+        "Input",
+        ["Draw", "Photo"],
+        default="Draw",
+        key="source",
         format_func={"Draw": ":material/draw: Draw", "Photo": ":material/photo_camera: Photo"}.get,
     )
     input_column, *prediction_columns = st.columns([4, 3, 3], gap="medium")
     with input_column:
         drawing, hint = ui.photo_digit() if source == "Photo" else ui.drawn_digit()
     read = {}
-    for column, kind in zip(prediction_columns, KINDS):
+    for column, kind in zip(prediction_columns, KINDS, strict=True):
         with column:
             model = ui.model_choice(kind, entries[kind])
             if model is not None and drawing is None:

@@ -26,7 +26,9 @@ st.image([enlarge(image, 56) for image in images], caption=[str(label) for label
 
 st.subheader("Next")
 left, right = st.columns(2)
-left.page_link("pages/train.py", label="Train a model and watch it learn",
-               icon=":material/model_training:")
-right.page_link("pages/draw.py", label="Draw a digit and compare the networks",
-                icon=":material/draw:")
+left.page_link(
+    "pages/train.py", label="Train a model and watch it learn", icon=":material/model_training:"
+)
+right.page_link(
+    "pages/draw.py", label="Draw a digit and compare the networks", icon=":material/draw:"
+)

@@ -43,8 +43,7 @@ def small_mnist(mnist) -> MnistData:
     """A few hundred real digits: enough to learn something in one quick epoch."""
     x_train, y_train = stratified_subset(mnist.x_train, mnist.y_train, 1500, seed=0)
     x_test, y_test = stratified_subset(mnist.x_test, mnist.y_test, 300, seed=0)
-    return MnistData(x_train, y_train, x_test, y_test, origin=mnist.origin,
-                     location=mnist.location)
+    return MnistData(x_train, y_train, x_test, y_test, origin=mnist.origin, location=mnist.location)
 
 
 @pytest.fixture(scope="module")

@@ -13,16 +13,29 @@ ROOT = Path(__file__).resolve().parents[1]
 def test_benchmark_smoke_mode_prints_every_row(tmp_path, mnist_reference):
     result = subprocess.run(
         [sys.executable, "-m", "bench.benchmark", "--smoke", "--out", str(tmp_path / "table.md")],
-        cwd=ROOT, capture_output=True, text=True, timeout=600,
-        env={**os.environ, "MNIST_DATA": mnist_reference,
-             "MNIST_MODELS_DIR": str(tmp_path / "models")},
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={
+            **os.environ,
+            "MNIST_DATA": mnist_reference,
+            "MNIST_MODELS_DIR": str(tmp_path / "models"),
+        },
     )
     assert result.returncode == 0, result.stderr[-3000:]
-    for row in ("Ratio CNN / keras-io convnet", "Default ANN: test accuracy",
-                "App training path / plain fit", "Inference, preprocessing + both models",
-                "Peak RSS: training worker", "Cold start"):
+    for row in (
+        "Ratio CNN / keras-io convnet",
+        "Default ANN: test accuracy",
+        "App training path / plain fit",
+        "Inference, preprocessing + both models",
+        "Peak RSS: training worker",
+        "Cold start",
+    ):
         assert row in result.stdout, result.stdout
-    cnn_on_page = next(line for line in result.stdout.splitlines() if "CNN from the Train page" in line)
+    cnn_on_page = next(
+        line for line in result.stdout.splitlines() if "CNN from the Train page" in line
+    )
     missing = browser.browser_missing()
     shown = f"skipped: {missing}" if missing else "s from Start to the result"  # on the sample
     assert shown in cnn_on_page, cnn_on_page
@@ -32,7 +45,10 @@ def test_benchmark_smoke_mode_prints_every_row(tmp_path, mnist_reference):
 
 def test_browser_measures_say_why_they_cannot_run(monkeypatch):
     monkeypatch.setattr(browser, "CHROMIUM", "/nowhere/chromium")
-    assert browser.browser_missing() == "no Chromium at /nowhere/chromium (Debian: apt install chromium)"
+    assert (
+        browser.browser_missing()
+        == "no Chromium at /nowhere/chromium (Debian: apt install chromium)"
+    )
 
 
 def test_a_new_table_keeps_the_notes_written_by_hand(tmp_path):
@@ -49,9 +65,11 @@ def test_a_new_table_keeps_the_notes_written_by_hand(tmp_path):
 def test_the_race_compares_mean_times_and_shows_each_seeds_ratio():
     from bench import benchmark
 
-    runs = [{"seed": 0, "to_target": 20.0, "published": 100.0},
-            {"seed": 1, "to_target": 30.0, "published": 80.0},
-            {"seed": 2, "to_target": 25.0, "published": None}]
+    runs = [
+        {"seed": 0, "to_target": 20.0, "published": 100.0},
+        {"seed": 1, "to_target": 30.0, "published": 80.0},
+        {"seed": 2, "to_target": 25.0, "published": None},
+    ]
     assert benchmark.ratio(runs[:2], "published") == "0.28 (seeds 0.20-0.38)"
     assert benchmark.ratio(runs[:1], "published") == "0.20"
     assert benchmark.ratio(runs, "published") == "n/a"

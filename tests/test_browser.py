@@ -26,6 +26,7 @@ from bench.browser import (
 )
 from bench.synthetic_digits import DIGITS, random_digit
 from mnist_core.jobs import default_job
+from mnist_core.preprocessing import BRUSH_SIZE
 
 playwright = pytest.importorskip("playwright.sync_api")
 ROOT = Path(__file__).resolve().parents[1]
@@ -72,7 +73,7 @@ def test_random_pen_stroke_digits_drawn_with_the_mouse(app_server, page):
     rng = np.random.default_rng(7)
     read = {}
     for digit in rng.permutation(10)[:6]:
-        draw(page, clear_of_toolbar(random_digit(rng, int(digit), brush=24)))
+        draw(page, clear_of_toolbar(random_digit(rng, int(digit), brush=BRUSH_SIZE)))
         read[int(digit)] = predictions(page, f"digit {digit}, after reading {read}")
         clear(page)
     assert sum(read[d]["CNN"] == d for d in read) >= 5, read
@@ -80,8 +81,12 @@ def test_random_pen_stroke_digits_drawn_with_the_mouse(app_server, page):
 
 def test_drawing_with_a_finger(app_server, browser):
     """Touch: a phone-sized page, a stroke made of touch events, both predictions."""
-    context = browser.new_context(has_touch=True, is_mobile=True, device_scale_factor=2,
-                                  viewport={"width": 412, "height": 900})
+    context = browser.new_context(
+        has_touch=True,
+        is_mobile=True,
+        device_scale_factor=2,
+        viewport={"width": 412, "height": 900},
+    )
     page = context.new_page()
     open_draw_page(page, app_server)
     canvas = canvas_of(page)
@@ -89,11 +94,15 @@ def test_drawing_with_a_finger(app_server, browser):
     box = canvas.bounding_box()
     touch = context.new_cdp_session(page)
     points = stroke_points(box, DIGITS[7][0])
-    touch.send("Input.dispatchTouchEvent", {"type": "touchStart", "touchPoints": [
-        {"x": points[0][0], "y": points[0][1], "id": 1}]})
+    touch.send(
+        "Input.dispatchTouchEvent",
+        {"type": "touchStart", "touchPoints": [{"x": points[0][0], "y": points[0][1], "id": 1}]},
+    )
     for x, y in points[1:]:
-        touch.send("Input.dispatchTouchEvent", {"type": "touchMove", "touchPoints": [
-            {"x": x, "y": y, "id": 1}]})
+        touch.send(
+            "Input.dispatchTouchEvent",
+            {"type": "touchMove", "touchPoints": [{"x": x, "y": y, "id": 1}]},
+        )
     touch.send("Input.dispatchTouchEvent", {"type": "touchEnd", "touchPoints": []})
     assert predictions(page, "touch stroke")["CNN"] == 7
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
@@ -145,6 +154,8 @@ def test_training_in_the_browser_live_and_stop(app_server, page):
         page.wait_for_timeout(300)
     assert len(seen) >= 4, f"elapsed time did not update live: {seen}"
     page.screenshot(path=str(SCREENSHOTS / "train.png"), full_page=True)
-    page.get_by_test_id("stMain").get_by_role("button", name="Stop").click()  # not the header's Stop
+    page.get_by_test_id("stMain").get_by_role(
+        "button", name="Stop"
+    ).click()  # not the header's Stop
     page.get_by_text("stopped early").wait_for(timeout=60_000)
     assert "test accuracy" in page.get_by_text("stopped early").inner_text()

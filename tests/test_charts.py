@@ -3,21 +3,41 @@ import re
 import numpy as np
 
 from mnist_core.charts import (
-    BAR_PIXELS, COLORS, Curves, probability_bars, run_curves, training_curves,
+    BAR_PIXELS,
+    COLORS,
+    Curves,
+    probability_bars,
+    run_curves,
+    training_curves,
 )
 from mnist_core.jobs import default_job
 from mnist_core.protocol import CurvePoint, JobStarted, Progressed, RunState
 
 
 def points(n, value):
-    return tuple(CurvePoint(epoch=i + 1, step=i, epochs_seen=i + 1, progress=0.1, elapsed=1.0,
-                            images_per_s=1.0, loss=value, accuracy=value, val_loss=value,
-                            val_accuracy=value) for i in range(n))
+    return tuple(
+        CurvePoint(
+            epoch=i + 1,
+            step=i,
+            epochs_seen=i + 1,
+            progress=0.1,
+            elapsed=1.0,
+            images_per_s=1.0,
+            loss=value,
+            accuracy=value,
+            val_loss=value,
+            val_accuracy=value,
+        )
+        for i in range(n)
+    )
 
 
 def test_training_curves_show_the_run_and_saved_models_to_compare():
-    figure = training_curves([Curves("CNN", "cnn", points(5, 0.9), points(2, 0.95))], "accuracy",
-                             saved=[Curves("ann-old (saved)", "ann", (), points(3, 0.97))])
+    figure = training_curves(
+        [Curves("CNN", "cnn", points(5, 0.9), points(2, 0.95))],
+        "accuracy",
+        saved=[Curves("ann-old (saved)", "ann", (), points(3, 0.97))],
+    )
     names = [trace.name for trace in figure.data]
     assert names == ["ann-old (saved)", "CNN training", "CNN validation"]
     assert figure.data[0].opacity < 1 and figure.data[1].opacity in (None, 1)
@@ -30,7 +50,11 @@ def test_probability_bars_highlight_the_most_likely_digit():
     probabilities[7] = 0.82
     html = probability_bars(probabilities, "ann")
     colors = re.findall(r"background:(#[0-9a-f]{6})", html)
-    assert len(colors) == 10 and colors[7] == COLORS["ann"] and set(colors[:7] + colors[8:]) == {"#b0b0b0"}
+    assert (
+        len(colors) == 10
+        and colors[7] == COLORS["ann"]
+        and set(colors[:7] + colors[8:]) == {"#b0b0b0"}
+    )
     heights = [int(h) for h in re.findall(r"height:(\d+)px;background", html)]
     assert heights[7] == round(0.82 * BAR_PIXELS) and heights[0] == round(0.02 * BAR_PIXELS)
     assert "82%" in html and "7: 82%" in html  # the label over the bar, and the accessible summary

@@ -9,7 +9,11 @@ import numpy as np
 import pytest
 
 from mnist_core.data import (
-    DataError, examples_by_digit, keras_cache_path, load_mnist, stratified_indices,
+    DataError,
+    examples_by_digit,
+    keras_cache_path,
+    load_mnist,
+    stratified_indices,
     stratified_subset,
 )
 
@@ -36,8 +40,12 @@ def write_idx(path: Path, array: np.ndarray, compress=True) -> None:
 
 
 def write_idx_folder(folder: Path, arrays, compress=True) -> Path:
-    names = {"x_train": "train-images-idx3-ubyte", "y_train": "train-labels-idx1-ubyte",
-             "x_test": "t10k-images-idx3-ubyte", "y_test": "t10k-labels-idx1-ubyte"}
+    names = {
+        "x_train": "train-images-idx3-ubyte",
+        "y_train": "train-labels-idx1-ubyte",
+        "x_test": "t10k-images-idx3-ubyte",
+        "y_test": "t10k-labels-idx1-ubyte",
+    }
     folder.mkdir(parents=True, exist_ok=True)
     for key, name in names.items():
         write_idx(folder / (name + (".gz" if compress else "")), arrays[key], compress)
@@ -101,13 +109,19 @@ def test_truncated_npz(tmp_path):
         load_mnist(path)
 
 
-@pytest.mark.parametrize("change, message", [
-    (lambda a: a.update(x_train=a["x_train"][:, :27]), r"x_train should be uint8 \(N, 28, 28\)"),
-    (lambda a: a.update(x_test=a["x_test"].astype(np.float32)), "x_test should be uint8"),
-    (lambda a: a.update(y_train=a["y_train"][:-1]), "y_train has shape"),
-    (lambda a: a.update(y_test=a["y_test"] + 10), "labels outside 0-9"),
-    (lambda a: a.pop("y_test"), "missing arrays"),
-])
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (
+            lambda a: a.update(x_train=a["x_train"][:, :27]),
+            r"x_train should be uint8 \(N, 28, 28\)",
+        ),
+        (lambda a: a.update(x_test=a["x_test"].astype(np.float32)), "x_test should be uint8"),
+        (lambda a: a.update(y_train=a["y_train"][:-1]), "y_train has shape"),
+        (lambda a: a.update(y_test=a["y_test"] + 10), "labels outside 0-9"),
+        (lambda a: a.pop("y_test"), "missing arrays"),
+    ],
+)
 def test_wrong_content_is_refused(tmp_path, change, message):
     arrays = synthetic_arrays()
     change(arrays)
@@ -198,6 +212,7 @@ def test_full_mnist_npz_and_idx_agree():
 
 # --- local servers standing in for an unreachable or stalled download -------------------
 
+
 @pytest.fixture
 def closed_port_url():
     with socket.socket() as s:
@@ -228,4 +243,3 @@ class serve_folder:
     def __exit__(self, *exc):
         self.server.shutdown()
         self.server.server_close()
-

@@ -3,7 +3,12 @@ import pytest
 
 from mnist_core.inference import predict
 from mnist_core.models import (
-    AnnConfig, CnnConfig, build_model, config_from_dict, config_to_dict, parse_layer_sizes,
+    AnnConfig,
+    CnnConfig,
+    build_model,
+    config_from_dict,
+    config_to_dict,
+    parse_layer_sizes,
 )
 
 
@@ -15,7 +20,11 @@ def test_ann_is_dense_only():
     model = build_model(AnnConfig(hidden_units=(64, 32), dropout=0.1))
     types = layer_types(model)
     assert "Conv2D" not in types and types.count("Dense") == 3
-    assert [layer.units for layer in model.layers if type(layer).__name__ == "Dense"] == [64, 32, 10]
+    assert [layer.units for layer in model.layers if type(layer).__name__ == "Dense"] == [
+        64,
+        32,
+        10,
+    ]
     assert model.output_shape == (None, 10)
 
 
@@ -41,13 +50,19 @@ def test_augmentation_moves_training_digits_but_not_predictions():
 
 
 def test_cnn_has_conv_blocks_and_pooling():
-    model = build_model(CnnConfig(filters=(8, 16), kernel_size=5, pooling="average", dense_units=32))
+    model = build_model(
+        CnnConfig(filters=(8, 16), kernel_size=5, pooling="average", dense_units=32)
+    )
     types = layer_types(model)
     assert types.count("Conv2D") == 2 and types.count("AveragePooling2D") == 2
-    assert [l.kernel_size for l in model.layers if type(l).__name__ == "Conv2D"] == [(5, 5)] * 2
+    assert [layer.kernel_size for layer in model.layers if type(layer).__name__ == "Conv2D"] == [
+        (5, 5)
+    ] * 2
 
 
-@pytest.mark.parametrize("optimizer, cls", [("adam", "Adam"), ("sgd", "SGD"), ("rmsprop", "RMSprop")])
+@pytest.mark.parametrize(
+    "optimizer, cls", [("adam", "Adam"), ("sgd", "SGD"), ("rmsprop", "RMSprop")]
+)
 def test_optimizers_and_learning_rate(optimizer, cls):
     model = build_model(AnnConfig(hidden_units=(16,), optimizer=optimizer, learning_rate=0.01))
     assert type(model.optimizer).__name__ == cls
@@ -63,19 +78,22 @@ def test_output_is_a_probability_distribution():
     np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, rtol=1e-5)
 
 
-@pytest.mark.parametrize("config, message", [
-    (AnnConfig(hidden_units=()), "layer sizes"),
-    (AnnConfig(hidden_units=(0,)), "layer sizes"),
-    (AnnConfig(dropout=1.0), "dropout"),
-    (AnnConfig(optimizer="adagrad"), "optimizer"),
-    (AnnConfig(learning_rate=0), "learning rate"),
-    (AnnConfig(activation="swishy"), "activation"),
-    (CnnConfig(filters=(8,) * 5), "at most 4 conv blocks"),
-    (CnnConfig(kernel_size=4), "kernel size"),
-    (CnnConfig(pooling="median"), "pooling"),
-    (CnnConfig(dense_units=-1), "dense units"),
-    (AnnConfig(schedule="sawtooth"), "schedule"),
-])
+@pytest.mark.parametrize(
+    "config, message",
+    [
+        (AnnConfig(hidden_units=()), "layer sizes"),
+        (AnnConfig(hidden_units=(0,)), "layer sizes"),
+        (AnnConfig(dropout=1.0), "dropout"),
+        (AnnConfig(optimizer="adagrad"), "optimizer"),
+        (AnnConfig(learning_rate=0), "learning rate"),
+        (AnnConfig(activation="swishy"), "activation"),
+        (CnnConfig(filters=(8,) * 5), "at most 4 conv blocks"),
+        (CnnConfig(kernel_size=4), "kernel size"),
+        (CnnConfig(pooling="median"), "pooling"),
+        (CnnConfig(dense_units=-1), "dense units"),
+        (AnnConfig(schedule="sawtooth"), "schedule"),
+    ],
+)
 def test_impossible_hyper_parameters_are_refused(config, message):
     with pytest.raises(ValueError, match=message):
         build_model(config)

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
 import streamlit as st
+from PIL import Image
 from streamlit.testing.v1 import AppTest
 
 from bench.synthetic_digits import DIGITS, render
@@ -38,8 +38,11 @@ def open_page(page=None) -> AppTest:
 
 
 def texts(app) -> str:
-    parts = [e.value for kind in ("markdown", "info", "warning", "error", "success", "caption")
-             for e in getattr(app, kind)]
+    parts = [
+        e.value
+        for kind in ("markdown", "info", "warning", "error", "success", "caption")
+        for e in getattr(app, kind)
+    ]
     return "\n".join(str(p) for p in parts)
 
 
@@ -82,13 +85,17 @@ def test_draw_page_without_models_offers_quick_training():
     assert any(b.label == "Train quick ANN and CNN models" for b in app.button)
 
 
-def test_draw_page_offers_quick_training_of_the_missing_kind_only(small_mnist_sample, tmp_path, monkeypatch):
+def test_draw_page_offers_quick_training_of_the_missing_kind_only(
+    small_mnist_sample, tmp_path, monkeypatch
+):
     job = TrainingJob(CnnConfig(filters=(8,)), TrainingConfig(epochs=1), models_dir=str(tmp_path))
     train(job, small_mnist_sample)
     monkeypatch.setenv("MNIST_MODELS_DIR", str(tmp_path))
     app = open_page("pages/draw.py")
     assert "No ANN model yet. Train quick default model here" in texts(app)
-    assert [b.label for b in app.button if b.label.startswith("Train quick")] == ["Train quick ANN model"]
+    assert [b.label for b in app.button if b.label.startswith("Train quick")] == [
+        "Train quick ANN model"
+    ]
 
 
 @pytest.fixture
@@ -104,6 +111,7 @@ def saved_models(small_mnist_sample, tmp_path, monkeypatch):
 @pytest.fixture(scope="module")
 def small_mnist_sample():
     from mnist_core.data import load_mnist
+
     return load_mnist("sample")
 
 
@@ -175,8 +183,11 @@ def test_every_page_follows_the_pattern():
     navigation = (ROOT / "app.py").read_text()
     for page in sorted((ROOT / "pages").glob("*.py")):
         assert f'st.Page("pages/{page.name}"' in navigation, f"{page.name} is not in app.py"
-        code = [line for line in page.read_text().splitlines()
-                if line and not line.startswith(("import", "from", '"""', "#"))]
+        code = [
+            line
+            for line in page.read_text().splitlines()
+            if line and not line.startswith(("import", "from", '"""', "#"))
+        ]
         assert code[0] == "ui.run_through_app_navigation()", f"{page.name} starts with {code[0]!r}"
 
 

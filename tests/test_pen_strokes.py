@@ -78,9 +78,19 @@ def test_make_set_is_balanced_and_repeatable():
 def test_the_benchmark_runs(tmp_path, mnist_reference):
     env = {**os.environ, "MNIST_DATA": mnist_reference}
     result = subprocess.run(
-        [sys.executable, "-m", "bench.pen_strokes", "--smoke",
-         "--models-dir", str(tmp_path / "models")],
-        cwd=ROOT, capture_output=True, text=True, env=env, timeout=600,
+        [
+            sys.executable,
+            "-m",
+            "bench.pen_strokes",
+            "--smoke",
+            "--models-dir",
+            str(tmp_path / "models"),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
     )
     assert result.returncode == 0, result.stderr[-2000:]
     lines = result.stdout.splitlines()

@@ -10,8 +10,15 @@ from bench.synthetic_digits import DIGITS, render
 from mnist_core.inference import predict, top_k
 from mnist_core.models import AnnConfig, CnnConfig, build_model
 from mnist_core.preprocessing import (
-    MAX_UPLOAD_BYTES, MNIST_STROKE, ImageError, enlarge, ink_from_rgba, is_blank,
-    preprocess_canvas, preprocess_ink, preprocess_photo,
+    MAX_UPLOAD_BYTES,
+    MNIST_STROKE,
+    ImageError,
+    enlarge,
+    ink_from_rgba,
+    is_blank,
+    preprocess_canvas,
+    preprocess_ink,
+    preprocess_photo,
 )
 
 SIZE = 336
@@ -43,10 +50,13 @@ def assert_mnist_like(image):
     assert max(ink_box(image)) in (19, 20, 21)  # fitted in a 20x20 box
 
 
-@pytest.mark.parametrize("rgba", [
-    np.zeros((SIZE, SIZE, 4), np.uint8),                            # transparent
-    np.dstack([np.zeros((SIZE, SIZE, 3), np.uint8), np.full((SIZE, SIZE), 255, np.uint8)]),
-])
+@pytest.mark.parametrize(
+    "rgba",
+    [
+        np.zeros((SIZE, SIZE, 4), np.uint8),  # transparent
+        np.dstack([np.zeros((SIZE, SIZE, 3), np.uint8), np.full((SIZE, SIZE), 255, np.uint8)]),
+    ],
+)
 def test_blank_canvas_is_recognised(rgba):
     assert preprocess_canvas(rgba) is None
 
@@ -77,11 +87,14 @@ def test_off_centre_small_digit_is_centred_and_scaled():
     assert image[:2].sum() == 0 and image[:, :2].sum() == 0  # MNIST's margin
 
 
-@pytest.mark.parametrize("strokes", [
-    [[(0, 100), (0, 300)], [(0, 100), (120, 100)]],  # cut by the left edge
-    [[(40, 336), (300, 336)], [(170, 336), (170, 150)]],  # cut by the bottom edge
-    [[(6, 6), (330, 6), (120, 330)]],  # a 7 filling the whole canvas
-])
+@pytest.mark.parametrize(
+    "strokes",
+    [
+        [[(0, 100), (0, 300)], [(0, 100), (120, 100)]],  # cut by the left edge
+        [[(40, 336), (300, 336)], [(170, 336), (170, 150)]],  # cut by the bottom edge
+        [[(6, 6), (330, 6), (120, 330)]],  # a 7 filling the whole canvas
+    ],
+)
 def test_strokes_at_the_edges_are_centred_and_fitted(strokes):
     assert_mnist_like(preprocess_canvas(canvas(strokes, width=40)).image)
 
@@ -101,14 +114,19 @@ def test_aspect_ratio_is_kept_for_a_one():
 
 @pytest.mark.parametrize("digit", range(10))
 def test_stroke_width_does_not_depend_on_the_brush(digit):
-    images = {brush: preprocess_canvas(render(DIGITS[digit], SIZE, brush)).image
-              for brush in (10, 24, 40)}
+    images = {
+        brush: preprocess_canvas(render(DIGITS[digit], SIZE, brush)).image for brush in (10, 24, 40)
+    }
     masses = [image.sum() for image in images.values()]
     assert max(masses) < 1.15 * min(masses), masses
     for brush, image in images.items():
         assert stroke_width(image) == pytest.approx(MNIST_STROKE, abs=0.5), brush
-    plain = [preprocess_ink(ink_from_rgba(render(DIGITS[digit], SIZE, brush)),
-                            redraw_strokes=False).image.sum() for brush in (10, 40)]
+    plain = [
+        preprocess_ink(
+            ink_from_rgba(render(DIGITS[digit], SIZE, brush)), redraw_strokes=False
+        ).image.sum()
+        for brush in (10, 40)
+    ]
     assert plain[1] > 1.3 * plain[0]  # without the re-drawing a fat brush gives fat strokes
 
 
@@ -138,8 +156,13 @@ def test_upscaled_mnist_digits_are_still_read_as_mnist(mnist, small_mnist):
     typical one), so the check is that a network trained on MNIST still reads them.
     """
     model = build_model(AnnConfig(hidden_units=(128,)))
-    model.fit(small_mnist.x_train[..., None] / 255, small_mnist.y_train, epochs=8,
-              batch_size=64, verbose=0)
+    model.fit(
+        small_mnist.x_train[..., None] / 255,
+        small_mnist.y_train,
+        epochs=8,
+        batch_size=64,
+        verbose=0,
+    )
     rng = np.random.default_rng(0)
     index = rng.choice(len(mnist.x_test), 300, replace=False)
     digits, labels = mnist.x_test[index], mnist.y_test[index]
@@ -147,11 +170,13 @@ def test_upscaled_mnist_digits_are_still_read_as_mnist(mnist, small_mnist):
     for digit in digits:
         ink = np.zeros((SIZE, SIZE), np.float32)
         top, left = rng.integers(0, SIZE - 280, 2)
-        ink[top:top + 280, left:left + 280] = np.kron(digit / 255, np.ones((10, 10)))
+        ink[top : top + 280, left : left + 280] = np.kron(digit / 255, np.ones((10, 10)))
         seen.append(preprocess_ink(ink).image)
         assert_mnist_like(seen[-1])
     seen = np.stack(seen)
-    correlations = [np.corrcoef(a.ravel(), b.ravel())[0, 1] for a, b in zip(seen, digits)]
+    correlations = [
+        np.corrcoef(a.ravel(), b.ravel())[0, 1] for a, b in zip(seen, digits, strict=True)
+    ]
     assert np.median(correlations) > 0.85
     original = np.mean(model.predict(digits[..., None] / 255, verbose=0).argmax(1) == labels)
     after = np.mean(model.predict(seen[..., None], verbose=0).argmax(1) == labels)
@@ -210,13 +235,16 @@ def test_a_transparent_png_counts_as_paper():
     assert np.corrcoef(preprocess_photo(out.getvalue()).image.ravel(), drawn.ravel())[0, 1] > 0.95
 
 
-@pytest.mark.parametrize("data, message", [
-    (b"not an image at all", "cannot be read"),
-    (b"\xff\xd8\xff\xe0" + bytes(1000), "cannot be read"),  # a JPEG that stops at once
-    (bytes(MAX_UPLOAD_BYTES + 1), "limit is 10 MB"),
-    (photo([], fmt="PNG"), "No visible ink"),  # blank paper
-    (photo(DIGITS[8], ink=0.05), "No visible ink"),  # too faint to tell from the paper
-])
+@pytest.mark.parametrize(
+    "data, message",
+    [
+        (b"not an image at all", "cannot be read"),
+        (b"\xff\xd8\xff\xe0" + bytes(1000), "cannot be read"),  # a JPEG that stops at once
+        (bytes(MAX_UPLOAD_BYTES + 1), "limit is 10 MB"),
+        (photo([], fmt="PNG"), "No visible ink"),  # blank paper
+        (photo(DIGITS[8], ink=0.05), "No visible ink"),  # too faint to tell from the paper
+    ],
+)
 def test_unusable_uploads_raise_a_clear_error(data, message):
     with pytest.raises(ImageError, match=message):
         preprocess_photo(data)
@@ -242,8 +270,10 @@ def test_enlarge_keeps_crisp_pixels():
 
 
 def test_predict_gives_probabilities_for_each_model():
-    models = {"ann": build_model(AnnConfig(hidden_units=(8,))),
-              "cnn": build_model(CnnConfig(filters=(4,), dense_units=8))}
+    models = {
+        "ann": build_model(AnnConfig(hidden_units=(8,))),
+        "cnn": build_model(CnnConfig(filters=(4,), dense_units=8)),
+    }
     image = preprocess_canvas(canvas([[(168, 40), (168, 300)]])).image
     predictions = {kind: predict(model, image) for kind, model in models.items()}
     assert set(predictions) == {"ann", "cnn"}

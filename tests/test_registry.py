@@ -9,8 +9,12 @@ from mnist_core.registry import ModelLoadError, ModelRegistry
 
 def save_tiny(registry, name="tiny", kind="ann", accuracy=0.5):
     model = build_model(AnnConfig(hidden_units=(8,)))
-    meta = {"kind": kind, "config": config_to_dict(AnnConfig(hidden_units=(8,))),
-            "test_accuracy": accuracy, "history": {"batch": [], "epoch": []}}
+    meta = {
+        "kind": kind,
+        "config": config_to_dict(AnnConfig(hidden_units=(8,))),
+        "test_accuracy": accuracy,
+        "history": {"batch": [], "epoch": []},
+    }
     return model, registry.save(model, name, meta)
 
 
@@ -54,8 +58,11 @@ def test_corrupt_entries_are_skipped_with_a_warning(tmp_path):
     registry = ModelRegistry(tmp_path)
     save_tiny(registry, "good")
     (tmp_path / "broken.json").write_text("{not json")
-    (tmp_path / "orphan.json").write_text(json.dumps(
-        {"kind": "ann", "config": {}, "test_accuracy": 0.9, "created": "2026-01-01T00:00:00"}))
+    (tmp_path / "orphan.json").write_text(
+        json.dumps(
+            {"kind": "ann", "config": {}, "test_accuracy": 0.9, "created": "2026-01-01T00:00:00"}
+        )
+    )
     (tmp_path / "partial.json").write_text(json.dumps({"kind": "ann"}))
     (tmp_path / "partial.keras").write_bytes(b"x")
     with pytest.warns(UserWarning) as caught:

@@ -51,8 +51,12 @@ def test_cnn_trains_too(tmp_path, small_mnist):
 
 def test_should_stop_keeps_the_model_so_far(tmp_path, small_mnist):
     events = []
-    entry = train(tiny_job(tmp_path, epochs=5, batch_size=32), small_mnist,
-                  on_event=events.append, should_stop=lambda: len(events) >= 3)
+    entry = train(
+        tiny_job(tmp_path, epochs=5, batch_size=32),
+        small_mnist,
+        on_event=events.append,
+        should_stop=lambda: len(events) >= 3,
+    )
     assert entry.meta["stopped"] and entry.meta["stopped_by"] == "user"
     assert entry.meta["epochs"] < 5
     assert entry.model_path.is_file()
@@ -84,15 +88,20 @@ def test_one_cycle_warms_up_then_anneals_to_zero():
     peak = rates.index(max(rates))
     assert rates[0] == pytest.approx(0.001) and max(rates) == pytest.approx(0.01)
     assert peak == pytest.approx(WARMUP * 100, abs=1)
-    assert all(a <= b for a, b in zip(rates[:peak], rates[1:peak + 1]))  # rises, then
-    assert all(a >= b for a, b in zip(rates[peak:], rates[peak + 1:]))  # falls
+    assert all(
+        a <= b for a, b in zip(rates[:peak], rates[1 : peak + 1], strict=True)
+    )  # rises, then
+    assert all(a >= b for a, b in zip(rates[peak:-1], rates[peak + 1 :], strict=True))  # falls
     assert rates[-1] == pytest.approx(0.0, abs=1e-12)
 
 
 def test_one_cycle_ends_annealed_when_the_time_budget_ends_the_run(tmp_path, small_mnist):
     rates = []
     record = keras.callbacks.LambdaCallback(
-        on_train_batch_end=lambda batch, logs: rates.append(float(record.model.optimizer.learning_rate)))
+        on_train_batch_end=lambda batch, logs: rates.append(
+            float(record.model.optimizer.learning_rate)
+        )
+    )
     model = AnnConfig(hidden_units=(64,), learning_rate=0.01, schedule="one-cycle")
     train(tiny_job(tmp_path, model, epochs=1000, time_budget=3.0), small_mnist, callbacks=[record])
     assert 0.005 < max(rates) <= 0.01  # near the peak mid-run (batches land where they land)
@@ -117,6 +126,7 @@ def test_default_job_applies_overrides_to_the_right_part():
 
 # --- the worker process, as the app uses it ------------------------------------------------
 
+
 @pytest.fixture
 def service():
     service = TrainingService()
@@ -132,10 +142,21 @@ def wait(run, timeout=120):
 
 
 def test_service_trains_two_jobs_and_reports_progress(service, tmp_path):
-    jobs = [TrainingJob(TINY_ANN, TrainingConfig(epochs=2, train_size=500), data_path="sample",
-                        models_dir=str(tmp_path)),
-            TrainingJob(TINY_CNN, TrainingConfig(epochs=1, train_size=500), data_path="sample",
-                        models_dir=str(tmp_path), name="my-cnn")]
+    jobs = [
+        TrainingJob(
+            TINY_ANN,
+            TrainingConfig(epochs=2, train_size=500),
+            data_path="sample",
+            models_dir=str(tmp_path),
+        ),
+        TrainingJob(
+            TINY_CNN,
+            TrainingConfig(epochs=1, train_size=500),
+            data_path="sample",
+            models_dir=str(tmp_path),
+            name="my-cnn",
+        ),
+    ]
     run = service.start(jobs)
     with pytest.raises(TrainingBusy, match=r"busy: (ANN|CNN)( 'my-cnn')? is training, \d+% done"):
         service.start(jobs)
@@ -153,8 +174,12 @@ def test_service_trains_two_jobs_and_reports_progress(service, tmp_path):
 
 def start_long_run(service, tmp_path):
     """A 50-epoch run in the worker, returned once its first batches are reported."""
-    job = TrainingJob(TINY_CNN, TrainingConfig(epochs=50, batch_size=16), data_path="sample",
-                      models_dir=str(tmp_path))
+    job = TrainingJob(
+        TINY_CNN,
+        TrainingConfig(epochs=50, batch_size=16),
+        data_path="sample",
+        models_dir=str(tmp_path),
+    )
     run = service.start([job])
     while not run.state.batches[0]:
         time.sleep(0.1)
@@ -181,13 +206,21 @@ def test_a_dead_worker_is_reported_and_replaced(service, tmp_path):
     service._process.kill()
     state = wait(run, timeout=30)
     assert state.status == "failed" and "training process died" in state.error
-    quick = TrainingJob(TINY_ANN, TrainingConfig(epochs=1, train_size=200), data_path="sample",
-                        models_dir=str(tmp_path))
+    quick = TrainingJob(
+        TINY_ANN,
+        TrainingConfig(epochs=1, train_size=200),
+        data_path="sample",
+        models_dir=str(tmp_path),
+    )
     assert wait(service.start([quick])).status == "finished"
 
 
 def test_worker_exits_when_the_server_goes_away(tmp_path):
-    worker = subprocess.Popen([sys.executable, "-m", "mnist_core.worker"], cwd=ROOT,
-                              stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "mnist_core.worker"],
+        cwd=ROOT,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+    )
     worker.stdin.close()
     assert worker.wait(timeout=60) == 0
