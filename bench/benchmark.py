@@ -2,6 +2,7 @@
 
     MNIST_DATA=../shared/mnist/mnist.npz python -m bench.benchmark          # ~45 minutes
     python -m bench.benchmark --smoke                                       # ~1 minute
+    MNIST_DATA=../shared/mnist/mnist.npz python -m bench.benchmark --serving-only  # ~5 minutes
 
 Run it from the project root: ``bench`` is a package.
 
@@ -45,7 +46,7 @@ from bench.synthetic_digits import DIGITS, render
 from mnist_core.data import load_mnist, stratified_subset
 from mnist_core.inference import predict
 from mnist_core.jobs import default_job
-from mnist_core.models import build_ann
+from mnist_core.models import KINDS, build_ann
 from mnist_core.preprocessing import BRUSH_SIZE, preprocess_canvas
 from mnist_core.registry import ModelRegistry
 from mnist_core.training import evaluation_batches, split_data, to_input, train, training_batches
@@ -300,9 +301,57 @@ def write_report(out: Path, report: str) -> None:
     out.write_text(report + "".join(notes))
 
 
+def serving_rows(data, changes, models_dir: str, smoke: bool, skip_browser: str | None) -> list:
+    """The rows the app's structure can move, not its models: the training path's overhead,
+    inference latency, memory and cold start, serving the newest models in ``models_dir``."""
+    print("training path vs plain fit", flush=True)
+    app_seconds, plain_seconds, worker_peak = overhead(data, changes, 1 if smoke else 3)
+    registry = ModelRegistry(models_dir)
+    models = {kind: registry.load(registry.newest(kind)) for kind in KINDS}
+    p50, p95 = latency(models, 60 if smoke else 500)
+    skipped = f"skipped: {skip_browser}"
+    start_seconds, server_peak = (
+        (None, None) if skip_browser else cold_start(models_dir, data.reference)
+    )
+    return [
+        (
+            "App training path / plain fit (default ANN, best of 3)",
+            f"{app_seconds / plain_seconds:.3f} ({app_seconds:.1f} s / {plain_seconds:.1f} s)",
+            "<= 1.05",
+        ),
+        (
+            "Inference, preprocessing + both models: p50 / p95, ms",
+            f"{p50:.1f} / {p95:.1f}",
+            "<= 10 / 20",
+        ),
+        ("Peak RSS: training worker, MB", f"{worker_peak:.0f}", ""),
+        (
+            "Peak RSS: app server serving both models, MB",
+            f"{server_peak:.0f}" if server_peak else skipped,
+            "",
+        ),
+        (
+            "Cold start: `streamlit run app.py` to both predictions on Draw, s",
+            f"{start_seconds:.1f} s" if start_seconds else skipped,
+            "",
+        ),
+    ]
+
+
+def print_rows(rows: list) -> None:
+    width = max(len(r[0]) for r in rows)
+    print("\n" + "\n".join(f"{name:{width}}  {value}  {target}" for name, value, target in rows))
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--smoke", action="store_true", help="tiny data, one seed: checks it runs")
+    parser.add_argument(
+        "--serving-only",
+        action="store_true",
+        help="only the rows a change to the app's structure can move (overhead, latency, "
+        "memory, cold start), on the defaults trained once; prints, writes no table",
+    )
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--out", default=str(ROOT / "docs" / "benchmarks.md"))
     args = parser.parse_args()
@@ -324,6 +373,12 @@ def main() -> int:
         print(f"the measures in a browser will be {skipped}", flush=True)
 
     models_dir = tempfile.mkdtemp(prefix="mnist-bench-")
+    if args.serving_only:
+        for kind in KINDS:
+            train(default_job(kind, models_dir=models_dir, **changes), data)
+        print_rows(serving_rows(data, changes, models_dir, args.smoke, skip_browser))
+        shutil.rmtree(models_dir)
+        return 0
     print("CNN: time to 99.0% test accuracy", flush=True)
     cnn_runs, convnet_points = race(
         data, "cnn", keras_io_convnet, 0.99, max_epochs, changes, seeds, models_dir
@@ -332,15 +387,8 @@ def main() -> int:
     ann_runs, dense_points = race(
         data, "ann", dense_512_512, 0.98, max_epochs, changes, seeds, models_dir
     )
-    print("training path vs plain fit", flush=True)
-    app_seconds, plain_seconds, worker_peak = overhead(data, changes, 1 if args.smoke else 3)
-
-    registry = ModelRegistry(models_dir)  # the defaults the races trained
-    models = {kind: registry.load(registry.newest(kind)) for kind in ("ann", "cnn")}
-    p50, p95 = latency(models, 60 if args.smoke else 500)
-    start_seconds, server_peak = (
-        (None, None) if skip_browser else cold_start(models_dir, data.reference)
-    )
+    # the defaults the races trained
+    serving = serving_rows(data, changes, models_dir, args.smoke, skip_browser)
     shutil.rmtree(models_dir)
     print("defaults through the Train page", flush=True)
     on_page = {} if skip_browser else page_training("sample" if args.smoke else data.reference)
@@ -372,27 +420,7 @@ def main() -> int:
         ("Default CNN: training seconds", spread(cnn_runs, "seconds"), "<= 60"),
         ("Default ANN: test accuracy", spread(ann_runs, "accuracy"), ">= 0.983"),
         ("Default ANN: training seconds", spread(ann_runs, "seconds"), "<= 20"),
-        (
-            "App training path / plain fit (default ANN, best of 3)",
-            f"{app_seconds / plain_seconds:.3f} ({app_seconds:.1f} s / {plain_seconds:.1f} s)",
-            "<= 1.05",
-        ),
-        (
-            "Inference, preprocessing + both models: p50 / p95, ms",
-            f"{p50:.1f} / {p95:.1f}",
-            "<= 10 / 20",
-        ),
-        ("Peak RSS: training worker, MB", f"{worker_peak:.0f}", ""),
-        (
-            "Peak RSS: app server serving both models, MB",
-            f"{server_peak:.0f}" if server_peak else skipped,
-            "",
-        ),
-        (
-            "Cold start: `streamlit run app.py` to both predictions on Draw, s",
-            f"{start_seconds:.1f} s" if start_seconds else skipped,
-            "",
-        ),
+        *serving,
         (
             "Default CNN from the Train page (Chromium on the same cores): accuracy, seconds",
             page_result("cnn"),
@@ -404,12 +432,11 @@ def main() -> int:
             ">= 0.983, <= 20",
         ),
     ]
-    width = max(len(r[0]) for r in rows)
     table = "\n".join(
         ["| Measure | Result | Target |", "|---|---|---|"]
         + [f"| {name} | {value} | {target} |" for name, value, target in rows]
     )
-    print("\n" + "\n".join(f"{name:{width}}  {value}  {target}" for name, value, target in rows))
+    print_rows(rows)
     if not args.smoke:
         curves = "\n".join(
             [
