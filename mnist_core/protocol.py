@@ -167,15 +167,15 @@ class RunState:
     progress: float = 0.0  # of the current job, 0-1
     elapsed: float = 0.0  # seconds of the current job's training
     images_per_s: float = 0.0
-    batches: tuple[tuple[CurvePoint, ...], ...] = ()  # per job: points after batches
-    epochs: tuple[tuple[CurvePoint, ...], ...] = ()  # per job: points at epoch ends
+    batches: tuple[tuple[CurvePoint, ...], ...] = ()  # per job: the points after batches
+    epochs: tuple[tuple[CurvePoint, ...], ...] = ()  # per job: the points at epoch ends
     saved: tuple[SavedModel, ...] = ()
     error: str | None = None
 
-    def __post_init__(self) -> None:
-        if not self.batches:
-            object.__setattr__(self, "batches", ((),) * len(self.jobs))
-            object.__setattr__(self, "epochs", ((),) * len(self.jobs))
+    @classmethod
+    def begin(cls, jobs: tuple[TrainingJob, ...]) -> RunState:
+        """The state of a run of ``jobs`` sent to the worker, before any event."""
+        return cls(jobs, batches=((),) * len(jobs), epochs=((),) * len(jobs))
 
     @property
     def active(self) -> bool:

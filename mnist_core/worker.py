@@ -59,7 +59,7 @@ class TrainingRun:
     def __init__(self, jobs: list[TrainingJob], request_stop):
         self.id = next(_run_ids)
         self.jobs = tuple(jobs)
-        self.state = RunState(self.jobs)
+        self.state = RunState.begin(self.jobs)
         self._request_stop = request_stop
 
     @property

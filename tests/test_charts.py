@@ -62,7 +62,7 @@ def test_probability_bars_highlight_the_most_likely_digit():
 
 
 def test_a_run_draws_the_curves_of_the_jobs_that_have_begun():
-    state = RunState((default_job("ann"), default_job("cnn"))).apply(JobStarted(0))
+    state = RunState.begin((default_job("ann"), default_job("cnn"))).apply(JobStarted(0))
     assert run_curves(state) == []  # nothing trained yet
     point = points(1, 0.5)[0]
     state = state.apply(Progressed(point, epoch_end=False)).apply(Progressed(point, epoch_end=True))

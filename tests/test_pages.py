@@ -199,3 +199,15 @@ def test_a_streamlit_without_the_patched_name_fails_loudly(monkeypatch):
     monkeypatch.delattr(script_runner, "_clean_problem_modules")
     with pytest.raises(RuntimeError, match="no longer has script_runner._clean_problem_modules"):
         ui.keep_keras_state_between_runs()
+
+
+def test_the_private_streamlit_names_ui_relies_on_are_there():
+    """ui.py names both workarounds; this Streamlit must still have what they change, and
+    still look the patched function up by name after each run (else the patch does nothing)."""
+    import inspect
+
+    from streamlit.runtime.pages_manager import PagesManager
+    from streamlit.runtime.scriptrunner import script_runner
+
+    assert hasattr(PagesManager, "uses_pages_directory")
+    assert "_log_if_error(_clean_problem_modules)" in inspect.getsource(script_runner.ScriptRunner)
