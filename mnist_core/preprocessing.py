@@ -84,10 +84,8 @@ def preprocess_canvas(rgba: np.ndarray, redraw_strokes: bool = True) -> Preproce
     with a message that asks for a bigger one. ``redraw_strokes`` as in ``preprocess_ink``.
     """
     ink = ink_from_rgba(rgba)
-    if is_blank(ink):
-        return None
     result = preprocess_ink(ink, redraw_strokes)
-    if result is None:
+    if result is None and not is_blank(ink):
         raise ImageError("That is too small to read: draw a bigger digit.")
     return result
 
