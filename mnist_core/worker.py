@@ -7,9 +7,10 @@ Start button does not wait for it. One run trains at a time per service: trainin
 CPU-bound, and a second run would only slow both.
 
 The worker is a fresh interpreter (``python -m mnist_core.worker``) speaking JSON lines
-on its stdin and stdout. ``multiprocessing``'s spawn would re-run the page script in the
-child, because Streamlit executes ``app.py`` as ``__main__``. When the server dies, the
-worker sees its stdin close, stops after the current batch, saves, and exits.
+on its stdin and stdout: the requests and events of ``protocol.py``. ``multiprocessing``'s
+spawn would re-run the page script in the child, because Streamlit executes ``app.py`` as
+``__main__``. When the server dies, the worker sees its stdin close, stops after the
+current batch, saves, and exits.
 """
 
 from __future__ import annotations

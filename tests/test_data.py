@@ -1,3 +1,4 @@
+import functools
 import gzip
 import http.server
 import socket
@@ -233,7 +234,7 @@ def hanging_url():
 
 class serve_folder:
     def __init__(self, folder: Path):
-        handler = lambda *a: http.server.SimpleHTTPRequestHandler(*a, directory=str(folder))  # noqa: E731
+        handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(folder))
         self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
 
     def __enter__(self):
