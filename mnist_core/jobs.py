@@ -6,10 +6,11 @@ jobs instantly; ``training.py`` runs them.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, fields, replace
 
 from .data import MnistData
-from .models import CONFIGS, ModelConfig, config_from_dict, config_to_dict, validate
+from .models import CONFIGS, KINDS, ModelConfig, config_from_dict, config_to_dict, validate
 
 
 @dataclass(frozen=True)
@@ -106,7 +107,7 @@ def validation_count(data: MnistData, config: TrainingConfig) -> int:
 QUICK_SECONDS = {"ann": 15, "cnn": 40}  # about a minute for both on two CPU cores
 
 
-def quick_jobs(kinds=("ann", "cnn"), **overrides) -> list[TrainingJob]:
+def quick_jobs(kinds: Sequence[str] = KINDS, **overrides) -> list[TrainingJob]:
     """Default models on a time budget, so a demo never waits long for a model.
 
     Not augmented: within the same budget, augmentation cost 0.4 (CNN) and 0.8 (ANN)

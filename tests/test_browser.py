@@ -26,6 +26,7 @@ from bench.browser import (
 )
 from bench.synthetic_digits import DIGITS, random_digit
 from mnist_core.jobs import default_job
+from mnist_core.models import KINDS
 from mnist_core.preprocessing import BRUSH_SIZE
 
 playwright = pytest.importorskip("playwright.sync_api")
@@ -42,7 +43,7 @@ def models_dir(tmp_path_factory, mnist):
 
     directory = tmp_path_factory.mktemp("models")
     size = min(10_000, len(mnist.y_train) - len(mnist.y_train) // 10)
-    for kind in ("ann", "cnn"):
+    for kind in KINDS:
         train(default_job(kind, epochs=3, train_size=size, models_dir=str(directory)), mnist)
     return directory
 
