@@ -22,6 +22,7 @@ import urllib.request
 from contextlib import contextmanager
 from itertools import pairwise
 from pathlib import Path
+from weakref import WeakKeyDictionary
 
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = "/usr/bin/chromium"
@@ -142,8 +143,10 @@ def chromium():
 
 @contextmanager
 def new_page(browser):
-    """A desktop-sized page of ``browser``, closed afterwards."""
+    """A desktop-sized page of ``browser``, closed afterwards; ``draw`` can tell on it when
+    the app has answered a drawing."""
     page = browser.new_page(viewport=VIEWPORT)
+    _run_watchers[page] = RunWatcher(page)
     try:
         yield page
     finally:
@@ -193,8 +196,13 @@ def clear_of_toolbar(strokes):
     return [[(x, max(y, 0.1)) for x, y in stroke] for stroke in strokes]
 
 
-def draw(page, strokes) -> None:
-    """Mouse strokes (canvas fractions) on the Draw page's canvas."""
+def draw(page, strokes) -> float:
+    """Mouse strokes (canvas fractions) on the Draw page's canvas of a ``new_page``.
+
+    Returns once the app has run on the last stroke, so that the page shows what it made
+    of the whole drawing, not of its first strokes; returns the milliseconds from the last
+    mouse-up until that run finished.
+    """
     box = canvas_of(page).bounding_box()
     for stroke in strokes:
         points = stroke_points(box, stroke)
@@ -202,7 +210,9 @@ def draw(page, strokes) -> None:
         page.mouse.down()
         for point in points[1:]:
             page.mouse.move(*point)
+        released = time.perf_counter()
         page.mouse.up()
+    return _run_watchers[page].ms_until_run_finished(page, since=released)
 
 
 def settle(page) -> None:
@@ -276,6 +286,9 @@ class RunWatcher:
                     return (after[kinds.index("script_finished", started)][0] - since) * 1000
             page.wait_for_timeout(5)
         raise TimeoutError("the drawing's run did not finish")
+
+
+_run_watchers: WeakKeyDictionary = WeakKeyDictionary()  # page -> its RunWatcher (new_page)
 
 
 def train_on_page(page, url: str, kind: str) -> tuple[float, float, float]:

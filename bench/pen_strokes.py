@@ -18,7 +18,6 @@ import time
 import numpy as np
 
 from bench.browser import (
-    RunWatcher,
     browser_missing,
     chromium_page,
     clear,
@@ -111,11 +110,9 @@ def browser_latency(models_dir: str, count: int, seed: int) -> tuple[np.ndarray,
     rng = np.random.default_rng(seed)
     times, right = [], 0
     with running_app(models_dir, load_mnist().reference) as (url, _), chromium_page() as page:
-        runs = RunWatcher(page)
         open_draw_page(page, url, timeout_ms=120_000)
         for digit in rng.integers(0, 10, count):
-            draw(page, clear_of_toolbar(random_digit(rng, int(digit))))
-            times.append(runs.ms_until_run_finished(page, since=time.perf_counter()))
+            times.append(draw(page, clear_of_toolbar(random_digit(rng, int(digit)))))
             right += shown_predictions(page).get("CNN") == digit
             clear(page)
     return np.array(times), right
