@@ -1,7 +1,7 @@
-"""Command line: ``python -m mnist_core train ...`` and ``python -m mnist_core list``.
+"""Command line: ``python -m mnist_core train|evaluate|list ...``.
 
-``train`` draws a progress bar on stderr and prints one JSON object on stdout as its
-last line, so scripts can read the result: ``... | tail -n 1``.
+``train`` and ``evaluate`` draw a progress bar on stderr and print one JSON object on
+stdout as their last line, so scripts can read the result: ``... | tail -n 1``.
 """
 
 from __future__ import annotations
@@ -12,10 +12,13 @@ import signal
 import sys
 import warnings
 
+import numpy as np
+
 from .data import DataError, load_mnist
+from .evaluation import evaluate
 from .models import CONFIGS, OPTIMIZERS
 from .protocol import Event, Progressed, StatusChanged
-from .registry import ModelRegistry
+from .registry import ModelLoadError, ModelRegistry
 
 
 class _Parser(argparse.ArgumentParser):
@@ -37,12 +40,17 @@ def main(argv: list[str] | None = None) -> int:
     train.add_argument("--data", help="mnist.npz, a folder of idx files, or 'sample'")
     train.add_argument("--models-dir", help="default: $MNIST_MODELS_DIR or ./models")
     train.add_argument("--name", help="model name (default: KIND-DATE-TIME)")
+    evaluation = commands.add_parser("evaluate", help="evaluate a saved model on the test set")
+    evaluation.add_argument("name", help="the model's name (see `list`)")
+    evaluation.add_argument("--models-dir", help="default: $MNIST_MODELS_DIR or ./models")
+    evaluation.add_argument("--data", help="mnist.npz, a folder of idx files, or 'sample'")
     listing = commands.add_parser("list", help="list saved models, newest first")
     listing.add_argument("--models-dir")
     args = parser.parse_args(argv)
+    command = {"train": _train, "evaluate": _evaluate, "list": _list}[args.command]
     try:
-        return _train(args) if args.command == "train" else _list(args)
-    except (DataError, ValueError) as error:
+        return command(args)
+    except (DataError, ValueError, ModelLoadError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
 
@@ -89,6 +97,43 @@ def _train(args) -> int:
         )
     )
     return 0
+
+
+def _evaluate(args) -> int:
+    registry = ModelRegistry(args.models_dir)
+    entry = registry.get(args.name)
+    model = registry.load(entry)  # a broken file fails before the data is read
+    with warnings.catch_warnings(record=True):
+        data = load_mnist(args.data)
+    print(f"data: {data.description}", file=sys.stderr)
+    result = evaluate(model, data, on_progress=_evaluation_bar)
+    print(file=sys.stderr)
+    print(
+        json.dumps(
+            {
+                "name": entry.name,
+                "test_accuracy": round(result.accuracy, 6),
+                "test_loss": round(result.loss, 6),
+                "confusion": result.confusion.tolist(),
+                "per_class_accuracy": [  # null for a digit with no test image
+                    None if np.isnan(a) else round(float(a), 6) for a in result.per_class_accuracy
+                ],
+                "test_images": len(result.labels),
+                "data": data.origin,
+            }
+        )
+    )
+    return 0
+
+
+def _evaluation_bar(done: float) -> None:
+    filled = int(done * 30)
+    print(
+        f"\r[{'#' * filled}{'.' * (30 - filled)}] {done:4.0%} of the test set",
+        end="",
+        file=sys.stderr,
+        flush=True,
+    )
 
 
 def _list(args) -> int:

@@ -24,6 +24,10 @@ class ModelLoadError(Exception):
     """A registry entry exists but its model file cannot be loaded."""
 
 
+class ModelNotFound(ValueError):
+    """No saved model has the name asked for."""
+
+
 @dataclass(frozen=True)
 class ModelEntry:
     """One saved model: its name, files and metadata (see ``ModelRegistry.save``)."""
@@ -86,7 +90,11 @@ class ModelRegistry:
         return entries[0] if entries else None
 
     def get(self, name: str) -> ModelEntry:
-        return self._read_entry(self.root / f"{sanitize_name(name)}.json")
+        """The entry saved as ``name``; ``ModelNotFound`` if there is none."""
+        meta_path = self.root / f"{sanitize_name(name)}.json"
+        if not meta_path.is_file():
+            raise ModelNotFound(f"no model named {name!r} in {self.root}")
+        return self._read_entry(meta_path)
 
     def unique_name(self, wanted: str) -> str:
         """``wanted`` sanitized, with ``-2``, ``-3``... appended rather than overwrite."""

@@ -1,0 +1,73 @@
+"""How a saved model does on the test set: accuracy, loss, confusions, each digit's reading.
+
+Predicted in batches, with a callback after each, so that a page can show a bar and a long
+evaluation never holds the server in one call. The loss is sparse categorical
+cross-entropy computed from the probabilities, as Keras computes it (clipped at 1e-7).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from .data import NUM_CLASSES, MnistData
+from .models import INPUT_SHAPE
+
+BATCH = 1000  # test digits per prediction call: ~10 progress steps over MNIST's 10,000
+EPSILON = 1e-7  # Keras clips probabilities to [EPSILON, 1 - EPSILON] in its cross-entropy
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """A model's reading of every test digit, and what follows from it."""
+
+    labels: np.ndarray  # (N,) the true digits
+    probabilities: np.ndarray  # (N, NUM_CLASSES) the model's output for each test digit
+
+    @property
+    def predicted(self) -> np.ndarray:
+        return self.probabilities.argmax(axis=1)
+
+    @property
+    def confidence(self) -> np.ndarray:
+        """The probability the model gave its own answer."""
+        return self.probabilities.max(axis=1)
+
+    @property
+    def accuracy(self) -> float:
+        return float(np.mean(self.predicted == self.labels))
+
+    @property
+    def loss(self) -> float:
+        right = self.probabilities[np.arange(len(self.labels)), self.labels]
+        return float(-np.mean(np.log(np.clip(right, EPSILON, 1 - EPSILON))))
+
+    @property
+    def confusion(self) -> np.ndarray:
+        """Counts, row = true digit, column = predicted digit."""
+        counts = np.zeros((NUM_CLASSES, NUM_CLASSES), dtype=np.int64)
+        np.add.at(counts, (self.labels, self.predicted), 1)
+        return counts
+
+    @property
+    def per_class_accuracy(self) -> np.ndarray:
+        """For each digit, the share of its test images read right (NaN if it has none)."""
+        confusion = self.confusion
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.diag(confusion) / confusion.sum(axis=1)
+
+
+def evaluate(
+    model, data: MnistData, on_progress: Callable[[float], None] = lambda done: None
+) -> Evaluation:
+    """``model``'s probabilities for every test digit of ``data``; ``on_progress(share done)``
+    after each batch."""
+    images = data.x_test.astype(np.float32) / 255.0
+    outputs = []
+    for start in range(0, len(images), BATCH):
+        batch = images[start : start + BATCH].reshape(-1, *INPUT_SHAPE)
+        outputs.append(np.asarray(model.predict_on_batch(batch), dtype=np.float64))
+        on_progress(min(start + BATCH, len(images)) / len(images))
+    return Evaluation(labels=data.y_test.astype(np.int64), probabilities=np.concatenate(outputs))
