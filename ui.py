@@ -24,6 +24,7 @@ from mnist_core.charts import (
     training_curves,
 )
 from mnist_core.data import DataError, MnistData, load_mnist
+from mnist_core.evaluation import Evaluation, evaluate
 from mnist_core.inference import predict, top_k
 from mnist_core.jobs import TrainingJob
 from mnist_core.models import KINDS
@@ -122,6 +123,46 @@ def _load_model(name: str, modified: float):
 def load_model(entry: ModelEntry):
     """The Keras model of ``entry``, loaded once per file version for all sessions."""
     return _load_model(entry.name, entry.model_path.stat().st_mtime)
+
+
+@st.cache_resource
+def _evaluations() -> dict[tuple[str, float], Evaluation]:
+    return {}  # (model name, file time) -> its evaluation, for every session of the server
+
+
+def evaluation(entry: ModelEntry) -> Evaluation:
+    """``entry``'s reading of the whole test set, computed once per model file for all
+    sessions, with a progress bar the first time."""
+    key = (entry.name, entry.model_path.stat().st_mtime)
+    store = _evaluations()
+    if key not in store:
+        test_images = f"{len(mnist().y_test):,}"
+        text = f"Evaluating {entry.name} on {test_images} test digits..."
+        bar = st.progress(0.0, text=text)
+        store[key] = evaluate(load_model(entry), mnist(), lambda done: bar.progress(done, text))
+        bar.empty()
+    return store[key]
+
+
+def digit_gallery(indices, result: Evaluation, limit: int = 40, columns: int = 10) -> None:
+    """Test digits with what the model read: true digit, its reading and its confidence."""
+    if len(indices) == 0:
+        st.caption("None.")
+        return
+    images = mnist().x_test
+    shown = indices[:limit]
+    captions = [
+        f"{result.labels[i]} read as {result.predicted[i]} ({result.confidence[i]:.0%})"
+        for i in shown
+    ]
+    for start in range(0, len(shown), columns):
+        row = st.columns(columns)
+        for column, i, caption in zip(
+            row, shown[start : start + columns], captions[start : start + columns], strict=False
+        ):
+            column.image(enlarge(images[i], 84), caption=caption)
+    if len(indices) > limit:
+        st.caption(f"The first {limit} of {len(indices):,}.")
 
 
 # --- what several pages show --------------------------------------------------------------

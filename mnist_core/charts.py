@@ -11,10 +11,13 @@ from dataclasses import dataclass
 import numpy as np
 import plotly.graph_objects as go
 
+from .data import NUM_CLASSES
 from .protocol import CurvePoint, RunState
 from .registry import ModelEntry
 
 COLORS = {"ann": "#1f77b4", "cnn": "#d62728"}
+SPARE_COLORS = ("#2ca02c", "#9467bd")
+DIGITS = [str(digit) for digit in range(NUM_CLASSES)]  # the digits as axis labels
 BAR_PIXELS = 150  # the height of a 100% bar
 METRIC_TITLES = {"loss": "Loss (lower is better)", "accuracy": "Accuracy (higher is better)"}
 
@@ -111,3 +114,61 @@ def probability_bars(probabilities: np.ndarray, kind: str) -> str:
         f'<div role="img" aria-label="{kind.upper()} probabilities, {summary}" '
         f'style="display:flex;gap:2px;height:{BAR_PIXELS + 60}px">{columns}</div>'
     )
+
+
+def confusion_heatmap(confusion: np.ndarray, title: str, by_row: bool = False) -> go.Figure:
+    """A confusion matrix (row = true digit, column = predicted) as a heatmap; ``by_row``
+    shows each row's shares (what each true digit was read as) instead of counts."""
+    values = (
+        confusion / np.maximum(confusion.sum(axis=1, keepdims=True), 1) if by_row else confusion
+    )
+    text = [[f"{v:.0%}" if by_row else f"{v:,}" for v in row] for row in values]
+    figure = go.Figure(
+        go.Heatmap(
+            z=values,
+            x=DIGITS,
+            y=DIGITS,
+            text=text,
+            texttemplate="%{text}",
+            colorscale="Blues",
+            showscale=False,
+            hovertemplate="true %{y}, read %{x}: %{text}<extra></extra>",
+        )
+    )
+    figure.update_layout(
+        title=title,
+        height=420,
+        margin={"l": 10, "r": 10, "t": 40, "b": 10},
+        xaxis_title="predicted digit",
+        yaxis_title="true digit",
+        yaxis={"autorange": "reversed", "tickmode": "array", "tickvals": DIGITS},
+        xaxis={"tickmode": "array", "tickvals": DIGITS},
+    )
+    return figure
+
+
+def per_digit_bars(accuracies: dict[str, tuple[str, np.ndarray]]) -> go.Figure:
+    """Each model's accuracy on each digit, as grouped bars: ``{label: (kind, ten values)}``."""
+    figure = go.Figure()
+    spare, used = iter(SPARE_COLORS), set()  # a second model of the same kind: a spare colour
+    for label, (kind, values) in accuracies.items():
+        color = next(spare) if COLORS[kind] in used else COLORS[kind]
+        used.add(color)
+        figure.add_bar(
+            x=DIGITS,
+            y=values,
+            name=label,
+            marker_color=color,
+            text=[f"{v:.1%}" for v in values],
+            textposition="outside",
+        )
+    low = min(float(np.nanmin(values)) for _, values in accuracies.values())
+    figure.update_layout(
+        barmode="group",
+        height=360,
+        margin={"l": 10, "r": 10, "t": 30, "b": 10},
+        xaxis={"title": "true digit", "tickmode": "array", "tickvals": DIGITS},
+        yaxis={"tickformat": ".0%", "range": [max(0.0, low - 0.05), 1.01]},
+        legend={"orientation": "h", "y": -0.2},
+    )
+    return figure

@@ -71,3 +71,30 @@ def evaluate(
         outputs.append(np.asarray(model.predict_on_batch(batch), dtype=np.float64))
         on_progress(min(start + BATCH, len(images)) / len(images))
     return Evaluation(labels=data.y_test.astype(np.int64), probabilities=np.concatenate(outputs))
+
+
+def mistakes(
+    result: Evaluation, true: int | None = None, predicted: int | None = None
+) -> np.ndarray:
+    """Indices of the test digits read wrong (of one true or predicted digit, if given),
+    the most confident mistakes first."""
+    wrong = result.predicted != result.labels
+    if true is not None:
+        wrong &= result.labels == true
+    if predicted is not None:
+        wrong &= result.predicted == predicted
+    found = np.flatnonzero(wrong)
+    return found[np.argsort(-result.confidence[found], kind="stable")]
+
+
+def disagreements(first: Evaluation, second: Evaluation) -> tuple[np.ndarray, np.ndarray]:
+    """Indices of the test digits ``first`` reads right and ``second`` wrong, and the
+    reverse; in each, the wrong model's most confident mistakes first."""
+    first_right = first.predicted == first.labels
+    second_right = second.predicted == second.labels
+    only_first = np.flatnonzero(first_right & ~second_right)
+    only_second = np.flatnonzero(second_right & ~first_right)
+    return (
+        only_first[np.argsort(-second.confidence[only_first], kind="stable")],
+        only_second[np.argsort(-first.confidence[only_second], kind="stable")],
+    )

@@ -160,3 +160,19 @@ def test_training_in_the_browser_live_and_stop(app_server, page):
     ).click()  # not the header's Stop
     page.get_by_text("stopped early").wait_for(timeout=60_000)
     assert "test accuracy" in page.get_by_text("stopped early").inner_text()
+
+
+def test_evaluate_page_shows_where_each_model_goes_wrong(app_server, page):
+    page.goto(f"{app_server}/evaluate")
+    page.get_by_role("tab", name="Confusions").wait_for(timeout=120_000)
+    expect = playwright.expect
+    charts = page.locator("[data-testid=stPlotlyChart]")  # two confusion matrices, the bars
+    expect(charts).to_have_count(3, timeout=60_000)
+    expect(page.get_by_text(re.compile(r"^(ann|cnn)-.*% right, loss"))).to_have_count(2)
+    page.get_by_role("tab", name="Mistakes").click()
+    mistakes = page.get_by_text(re.compile(r"mistakes, most confident first"))
+    expect(mistakes).to_have_count(2)
+    expect(page.get_by_text(re.compile(r"^\d read as \d \(\d+%\)$")).first).to_be_visible()
+    page.get_by_role("tab", name="Where they disagree").click()
+    expect(page.get_by_text(re.compile(r" right, .* wrong: \d+ digits"))).to_have_count(2)
+    page.screenshot(path=str(SCREENSHOTS / "evaluate.png"), full_page=True)

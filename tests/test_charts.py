@@ -6,6 +6,8 @@ from mnist_core.charts import (
     BAR_PIXELS,
     COLORS,
     Curves,
+    confusion_heatmap,
+    per_digit_bars,
     probability_bars,
     run_curves,
     training_curves,
@@ -67,3 +69,20 @@ def test_a_run_draws_the_curves_of_the_jobs_that_have_begun():
     point = points(1, 0.5)[0]
     state = state.apply(Progressed(point, epoch_end=False)).apply(Progressed(point, epoch_end=True))
     assert run_curves(state) == [Curves("ANN", "ann", (point,), (point,))]
+
+
+def test_confusion_heatmap_shows_counts_or_each_true_digits_shares():
+    confusion = np.diag(np.full(10, 8))
+    confusion[3, 5] = 2  # two 3s read as 5
+    counts = confusion_heatmap(confusion, "counts").data[0]
+    assert counts.z[3][5] == 2 and counts.text[3][5] == "2"
+    shares = confusion_heatmap(confusion, "shares", by_row=True).data[0]
+    assert shares.z[3][5] == 0.2 and shares.text[3][3] == "80%"
+
+
+def test_per_digit_bars_give_a_second_model_of_a_kind_its_own_colour():
+    values = np.linspace(0.9, 1.0, 10)
+    figure = per_digit_bars({"a": ("ann", values), "b": ("ann", values), "c": ("cnn", values)})
+    colors = [bar.marker.color for bar in figure.data]
+    assert colors[0] == COLORS["ann"] and colors[2] == COLORS["cnn"] and len(set(colors)) == 3
+    assert list(figure.data[0].x) == [str(d) for d in range(10)]

@@ -115,3 +115,24 @@ def test_cli_evaluate_says_what_is_wrong_in_one_line(tmp_path, name, setup, reas
     errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
     assert len(errors) == 1 and reason in errors[0], result.stderr  # (TensorFlow logs too)
     assert result.stderr.strip().splitlines()[-1] == errors[0]
+
+
+def test_mistakes_most_confident_first_and_filtered():
+    labels = np.array([3, 3, 5, 5, 8])
+    predicted = [5, 3, 3, 8, 3]
+    confidence = [0.6, 0.9, 0.95, 0.7, 0.5]
+    probabilities = np.zeros((5, 10))
+    probabilities[np.arange(5), predicted] = confidence
+    result = Evaluation(labels, probabilities)
+    assert evaluation.mistakes(result).tolist() == [2, 3, 0, 4]
+    assert evaluation.mistakes(result, true=5).tolist() == [2, 3]
+    assert evaluation.mistakes(result, predicted=3).tolist() == [2, 4]
+    assert evaluation.mistakes(result, true=3, predicted=3).tolist() == []
+
+
+def test_disagreements_name_the_digits_only_one_model_reads():
+    labels = np.array([1, 2, 3, 4])
+    one = Evaluation(labels, np.eye(10)[[1, 2, 0, 0]])  # right on the first two
+    other = Evaluation(labels, np.eye(10)[[1, 0, 3, 0]])  # right on the first and third
+    only_one, only_other = evaluation.disagreements(one, other)
+    assert only_one.tolist() == [1] and only_other.tolist() == [2]

@@ -211,3 +211,41 @@ def test_the_private_streamlit_names_ui_relies_on_are_there():
 
     assert hasattr(PagesManager, "uses_pages_directory")
     assert "_log_if_error(_clean_problem_modules)" in inspect.getsource(script_runner.ScriptRunner)
+
+
+def test_evaluate_page_without_models_says_to_train_first():
+    app = open_page("pages/evaluate.py")
+    assert "No saved model yet: train one on the Train page first." in texts(app)
+
+
+def test_evaluate_page_compares_the_newest_ann_and_cnn(
+    saved_models, small_mnist_sample, monkeypatch
+):
+    import keras
+
+    import ui
+
+    evaluations = []
+    evaluate = ui.evaluate
+    monkeypatch.setattr(ui, "evaluate", lambda *a: evaluations.append(1) or evaluate(*a))
+    app = open_page("pages/evaluate.py")
+    chosen = app.multiselect[0].value
+    assert [label[:4] for label in chosen] == ["ann-", "cnn-"]
+    assert len(app.get("plotly_chart")) == 3  # two confusion matrices, the per-digit bars
+    # The mistakes counted by the page, against Keras's own predictions from the model files.
+    x_test, y_test = small_mnist_sample.x_test[..., None] / 255, small_mnist_sample.y_test
+    for path in sorted(saved_models.glob("*.keras")):  # ann-..., then cnn-...
+        wrong = keras.saving.load_model(path).predict(x_test, verbose=0).argmax(1) != y_test
+        assert f"{path.stem}: {wrong.sum():,} mistakes, most confident first" in [
+            s.value for s in app.subheader
+        ]
+    assert any(" right, " in s.value and " wrong: " in s.value for s in app.subheader)
+    app.toggle[0].set_value(True).run()  # another run: the evaluations are kept
+    app.selectbox[0].set_value(7).run()  # mistakes on true 7s only
+    assert not app.exception, app.exception
+    assert evaluations == [1, 1]  # once per model file
+    ann = next(s.value for s in app.subheader if s.value.startswith("ann-"))
+    assert (
+        ann.endswith("mistakes, most confident first")
+        and int(ann.split(": ")[1].split()[0]) <= (y_test == 7).sum()
+    )

@@ -1,0 +1,70 @@
+"""Evaluate: where each model goes wrong on the 10,000 test digits, one model or two."""
+
+import streamlit as st
+
+import ui
+from mnist_core.charts import confusion_heatmap, per_digit_bars
+from mnist_core.evaluation import disagreements, mistakes
+from mnist_core.models import KINDS
+
+ui.run_through_app_navigation()
+st.title("Evaluate a model")
+st.markdown(
+    "Every test digit read by one model, or two side by side: which digits each confuses, "
+    "how well it reads each digit, its most confident mistakes, and where the two disagree."
+)
+data = ui.mnist()
+ui.data_banner(data)
+entries = {entry.label: entry for entry in ui.registry().entries()}
+if not entries:
+    st.info("No saved model yet: train one on the Train page first.")
+    st.page_link("pages/train.py", label="Train a model", icon=":material/model_training:")
+    st.stop()
+
+newest = [next((label for label, e in entries.items() if e.kind == kind), None) for kind in KINDS]
+labels = st.multiselect(
+    "Models (one, or two to compare)",
+    list(entries),
+    [label for label in newest if label],
+    max_selections=2,
+)
+chosen = [entries[label] for label in labels]
+results = {entry.name: ui.evaluation(entry) for entry in chosen}
+if not results:
+    st.info("Pick a model above.")
+    st.stop()
+
+confusion_tab, digits_tab, mistakes_tab, disagree_tab = st.tabs(
+    ["Confusions", "Per digit", "Mistakes", "Where they disagree"]
+)
+with confusion_tab:
+    by_row = st.toggle("Shares of each true digit (not counts)", key="by_row")
+    for column, entry in zip(st.columns(len(chosen)), chosen, strict=True):
+        result = results[entry.name]
+        title = f"{entry.name}: {result.accuracy:.2%} right, loss {result.loss:.3f}"
+        column.plotly_chart(
+            confusion_heatmap(result.confusion, title, by_row), key=f"confusion-{entry.name}"
+        )
+with digits_tab:
+    bars = {e.name: (e.kind, results[e.name].per_class_accuracy) for e in chosen}
+    st.plotly_chart(per_digit_bars(bars), key="per_digit")
+with mistakes_tab:
+    digits, shown = [None, *range(10)], lambda digit: "any" if digit is None else str(digit)
+    true, predicted = st.columns(2)
+    true_digit = true.selectbox("True digit", digits, format_func=shown)
+    read_as = predicted.selectbox("Read as", digits, format_func=shown)
+    for entry in chosen:
+        result = results[entry.name]
+        found = mistakes(result, true_digit, read_as)
+        st.subheader(f"{entry.name}: {len(found):,} mistakes, most confident first")
+        ui.digit_gallery(found, result)
+with disagree_tab:
+    if len(chosen) < 2:
+        st.info("Pick two models above to see the digits only one of them reads.")
+    else:
+        first, second = chosen
+        only_first, only_second = disagreements(results[first.name], results[second.name])
+        for entry, other, found in ((first, second, only_first), (second, first, only_second)):
+            st.subheader(f"{entry.name} right, {other.name} wrong: {len(found):,} digits")
+            ui.digit_gallery(found, results[other.name])
+            st.caption(f"Captions: what {other.name} read.")
