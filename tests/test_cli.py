@@ -3,7 +3,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
+
+from mnist_core.jobs import TrainingConfig, TrainingJob
+from mnist_core.models import AnnConfig
+from mnist_core.training import train
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -72,3 +77,41 @@ def test_bad_arguments_exit_non_zero_with_one_line(args, reason):
 def test_list_with_no_models(tmp_path):
     result = cli("list", "--models-dir", str(tmp_path / "empty"))
     assert result.returncode == 0 and "no models yet" in result.stdout
+
+
+def test_evaluate_prints_json_as_its_last_line(tmp_path, small_mnist):
+    job = TrainingJob(
+        AnnConfig(hidden_units=(32,)),
+        TrainingConfig(epochs=1),
+        name="quick",
+        models_dir=str(tmp_path),
+    )
+    train(job, small_mnist)
+    result = cli("evaluate", "quick", "--models-dir", str(tmp_path), "--data", "sample")
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout.strip().splitlines()[-1])
+    assert summary["name"] == "quick"
+    confusion = np.array(summary["confusion"])
+    assert confusion.shape == (10, 10) and confusion.sum() == summary["test_images"] == 1000
+    assert summary["test_accuracy"] == pytest.approx(np.trace(confusion) / 1000)
+    assert len(summary["per_class_accuracy"]) == 10 and summary["test_loss"] > 0
+    assert "100% of the test set" in result.stderr
+
+
+@pytest.mark.parametrize(
+    "name, setup, reason",
+    [
+        ("nobody", None, "no model named 'nobody' in"),
+        ("broken", "broken", "broken.keras cannot be loaded"),
+    ],
+)
+def test_evaluate_says_what_is_wrong_in_one_line(tmp_path, name, setup, reason):
+    if setup:
+        (tmp_path / f"{setup}.keras").write_bytes(b"not a keras archive")
+        meta = {"kind": "ann", "config": {}, "test_accuracy": 0.5, "created": "2026-01-01"}
+        (tmp_path / f"{setup}.json").write_text(json.dumps(meta))
+    result = cli("evaluate", name, "--models-dir", str(tmp_path), "--data", "sample")
+    assert result.returncode == 2
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1 and reason in errors[0], result.stderr  # (TensorFlow logs too)
+    assert result.stderr.strip().splitlines()[-1] == errors[0]

@@ -1,10 +1,5 @@
 """Evaluating a saved model on the test set: the core, checked against Keras, and the CLI."""
 
-import json
-import subprocess
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
 
@@ -14,8 +9,6 @@ from mnist_core.jobs import TrainingConfig, TrainingJob
 from mnist_core.models import AnnConfig
 from mnist_core.registry import ModelRegistry
 from mnist_core.training import train
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_figures_follow_from_the_probabilities():
@@ -56,65 +49,6 @@ def test_the_evaluation_agrees_with_keras(saved_model, small_mnist, monkeypatch)
     assert result.accuracy == pytest.approx(entry.meta["test_accuracy"], abs=1e-6)
     assert result.loss == pytest.approx(entry.meta["test_loss"], rel=1e-4)
     assert (result.confusion.sum(axis=1) == np.bincount(small_mnist.y_test, minlength=10)).all()
-
-
-def cli(*args):
-    return subprocess.run(
-        [sys.executable, "-m", "mnist_core", *args],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-
-
-def test_cli_evaluate_prints_json_as_its_last_line(tmp_path):
-    trained = cli(
-        "train",
-        "--model",
-        "ann",
-        "--epochs",
-        "1",
-        "--train-size",
-        "500",
-        "--data",
-        "sample",
-        "--models-dir",
-        str(tmp_path),
-        "--name",
-        "quick",
-    )
-    assert trained.returncode == 0, trained.stderr
-    result = cli("evaluate", "quick", "--models-dir", str(tmp_path), "--data", "sample")
-    assert result.returncode == 0, result.stderr
-    summary = json.loads(result.stdout.strip().splitlines()[-1])
-    assert summary["name"] == "quick"
-    confusion = np.array(summary["confusion"])
-    assert confusion.shape == (10, 10) and confusion.sum() == summary["test_images"] == 1000
-    assert summary["test_accuracy"] == pytest.approx(np.trace(confusion) / 1000)
-    assert len(summary["per_class_accuracy"]) == 10 and summary["test_loss"] > 0
-    saved = json.loads(trained.stdout.strip().splitlines()[-1])
-    assert summary["test_accuracy"] == pytest.approx(saved["test_accuracy"], abs=1e-4)
-    assert "100% of the test set" in result.stderr
-
-
-@pytest.mark.parametrize(
-    "name, setup, reason",
-    [
-        ("nobody", None, "no model named 'nobody' in"),
-        ("broken", "broken", "broken.keras cannot be loaded"),
-    ],
-)
-def test_cli_evaluate_says_what_is_wrong_in_one_line(tmp_path, name, setup, reason):
-    if setup:
-        (tmp_path / f"{setup}.keras").write_bytes(b"not a keras archive")
-        meta = {"kind": "ann", "config": {}, "test_accuracy": 0.5, "created": "2026-01-01"}
-        (tmp_path / f"{setup}.json").write_text(json.dumps(meta))
-    result = cli("evaluate", name, "--models-dir", str(tmp_path), "--data", "sample")
-    assert result.returncode == 2
-    errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
-    assert len(errors) == 1 and reason in errors[0], result.stderr  # (TensorFlow logs too)
-    assert result.stderr.strip().splitlines()[-1] == errors[0]
 
 
 def test_mistakes_most_confident_first_and_filtered():
