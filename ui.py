@@ -17,7 +17,6 @@ from streamlit.runtime.pages_manager import PagesManager
 from streamlit.runtime.scriptrunner import script_runner
 
 from mnist_core.charts import (
-    Curves,
     probability_bars,
     run_curves,
     saved_curves,
@@ -108,6 +107,12 @@ def registry() -> ModelRegistry:
     return ModelRegistry()
 
 
+def entries_by_kind() -> dict[str, list[ModelEntry]]:
+    """The saved models of each kind, newest first, from one read of the models folder."""
+    entries = registry().entries()
+    return {kind: [entry for entry in entries if entry.kind == kind] for kind in KINDS}
+
+
 @st.cache_resource(max_entries=16, show_spinner="Loading model...")
 def _load_model(name: str, modified: float):
     # Python's full garbage collections walk every object TensorFlow and Keras hold,
@@ -123,6 +128,9 @@ def _load_model(name: str, modified: float):
 def load_model(entry: ModelEntry):
     """The Keras model of ``entry``, loaded once per file version for all sessions."""
     return _load_model(entry.name, entry.model_path.stat().st_mtime)
+
+
+EVALUATIONS_KEPT = 16  # model files whose evaluation the server keeps (~0.8 MB each)
 
 
 @st.cache_resource
@@ -141,6 +149,8 @@ def evaluation(entry: ModelEntry) -> Evaluation:
         bar = st.progress(0.0, text=text)
         store[key] = evaluate(load_model(entry), mnist(), lambda done: bar.progress(done, text))
         bar.empty()
+        while len(store) > EVALUATIONS_KEPT:
+            store.pop(next(iter(store)))  # the oldest
     return store[key]
 
 
@@ -176,12 +186,12 @@ def data_banner(data: MnistData) -> None:
         st.caption(note)
 
 
-def start_training(jobs: list[TrainingJob], where=st) -> None:
-    """Send ``jobs`` to the training worker, or say why not (a run is training) at ``where``."""
+def start_training(jobs: list[TrainingJob]) -> None:
+    """Send ``jobs`` to the training worker, or say why not (a run is training)."""
     try:
         training_service().start(jobs)
     except TrainingBusy as error:
-        where.warning(f"Cannot start: {error}")
+        st.warning(f"Cannot start: {error}")
 
 
 def poll_training(
@@ -248,20 +258,14 @@ def run_status(run: TrainingRun | None) -> None:
         st.page_link("pages/draw.py", label="Draw a digit and try it", icon=":material/draw:")
 
 
-def newest_curves() -> list[Curves]:
-    """The validation curves of the newest saved model of each kind, to compare a run with."""
-    newest = (registry().newest(kind) for kind in KINDS)
-    return [saved_curves(entry) for entry in newest if entry is not None]
-
-
-def run_curves_charts(run: TrainingRun | None, compare_with: list[Curves]) -> None:
-    """Loss and accuracy of the current run, over ``compare_with`` (drawn faint), but for
-    the models this run saved itself."""
+def run_curves_charts(run: TrainingRun | None, compare_with: list[ModelEntry]) -> None:
+    """Loss and accuracy of the current run, over the validation curves of the models
+    ``compare_with`` (drawn faint), but for the models this run saved itself."""
     if run is None:
         return
     state = run.state
-    this_run = {f"{model.name} (saved)" for model in state.saved}
-    saved = [curves for curves in compare_with if curves.label not in this_run]
+    this_run = {model.name for model in state.saved}
+    saved = [saved_curves(entry) for entry in compare_with if entry.name not in this_run]
     loss, accuracy = st.columns(2)
     live = run_curves(state)
     loss.plotly_chart(training_curves(live, "loss", saved), key="loss_curves")

@@ -46,10 +46,10 @@ from bench.synthetic_digits import DIGITS, render
 from mnist_core.data import load_mnist, stratified_subset
 from mnist_core.inference import predict
 from mnist_core.jobs import default_job
-from mnist_core.models import KINDS, build_ann
+from mnist_core.models import KINDS, build_ann, to_input
 from mnist_core.preprocessing import BRUSH_SIZE, preprocess_canvas
 from mnist_core.registry import ModelRegistry
-from mnist_core.training import evaluation_batches, split_data, to_input, train, training_batches
+from mnist_core.training import evaluation_batches, split_data, train, training_batches
 from mnist_core.worker import TrainingService
 
 ROOT = Path(__file__).resolve().parents[1]

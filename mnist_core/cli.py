@@ -126,10 +126,14 @@ def _evaluate(args) -> int:
     return 0
 
 
+def _bar(done: float, width: int = 30) -> str:
+    filled = int(done * width)
+    return f"[{'#' * filled}{'.' * (width - filled)}] {done:4.0%}"
+
+
 def _evaluation_bar(done: float) -> None:
-    filled = int(done * 30)
     print(
-        f"\r[{'#' * filled}{'.' * (30 - filled)}] {done:4.0%} of the test set",
+        f"\r{_bar(done)} of the test set",
         end="",
         file=sys.stderr,
         flush=True,
@@ -156,10 +160,9 @@ def _progress_bar(event: Event) -> None:
     if not isinstance(event, Progressed):
         return
     point = event.point
-    filled = int(point.progress * 30)
     val = f" val_acc {point.val_accuracy:.4f}" if point.val_accuracy is not None else ""
     print(
-        f"\r[{'#' * filled}{'.' * (30 - filled)}] {point.progress:4.0%} epoch {point.epoch} "
+        f"\r{_bar(point.progress)} epoch {point.epoch} "
         f"loss {point.loss:.4f} acc {point.accuracy:.4f}{val} "
         f"{point.elapsed:5.1f}s {point.images_per_s:6.0f} img/s",
         file=sys.stderr,

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .data import NUM_CLASSES, MnistData
-from .models import INPUT_SHAPE
+from .models import to_input
 
 BATCH = 1000  # test digits per prediction call: ~10 progress steps over MNIST's 10,000
 EPSILON = 1e-7  # Keras clips probabilities to [EPSILON, 1 - EPSILON] in its cross-entropy
@@ -64,11 +64,10 @@ def evaluate(
 ) -> Evaluation:
     """``model``'s probabilities for every test digit of ``data``; ``on_progress(share done)``
     after each batch."""
-    images = data.x_test.astype(np.float32) / 255.0
+    images = to_input(data.x_test)
     outputs = []
     for start in range(0, len(images), BATCH):
-        batch = images[start : start + BATCH].reshape(-1, *INPUT_SHAPE)
-        outputs.append(np.asarray(model.predict_on_batch(batch), dtype=np.float64))
+        outputs.append(np.asarray(model.predict_on_batch(images[start : start + BATCH]), float))
         on_progress(min(start + BATCH, len(images)) / len(images))
     return Evaluation(labels=data.y_test.astype(np.int64), probabilities=np.concatenate(outputs))
 

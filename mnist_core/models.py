@@ -8,9 +8,17 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields
 
+import numpy as np
+
 from .data import IMAGE_SIZE, NUM_CLASSES
 
 INPUT_SHAPE = (IMAGE_SIZE, IMAGE_SIZE, 1)  # one grey channel, values in [0, 1]
+
+
+def to_input(images: np.ndarray) -> np.ndarray:
+    """uint8 (N, 28, 28) images -> float32 (N, 28, 28, 1) in [0, 1], the networks' input."""
+    return (images.astype(np.float32) / 255.0)[..., None]
+
 
 OPTIMIZERS = ("adam", "sgd", "rmsprop")
 SCHEDULES = ("one-cycle", "constant")

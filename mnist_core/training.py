@@ -17,7 +17,7 @@ import tensorflow as tf
 
 from .data import MnistData, stratified_indices, stratified_subset
 from .jobs import TrainingConfig, TrainingJob, validation_count
-from .models import build_model, config_to_dict
+from .models import build_model, config_to_dict, to_input
 from .protocol import CurvePoint, Event, Progressed, StatusChanged
 from .registry import ModelEntry, ModelRegistry
 
@@ -63,11 +63,6 @@ def without_autotuning(dataset: tf.data.Dataset) -> tf.data.Dataset:
     options = tf.data.Options()
     options.autotune.enabled = False
     return dataset.with_options(options)
-
-
-def to_input(images: np.ndarray) -> np.ndarray:
-    """uint8 (N, 28, 28) images -> float32 (N, 28, 28, 1) in [0, 1], the networks' input."""
-    return (images.astype(np.float32) / 255.0)[..., None]
 
 
 def train(

@@ -10,7 +10,7 @@ ui.run_through_app_navigation()
 st.title("Draw a digit")
 data = ui.mnist()
 ui.data_banner(data)
-entries = {kind: ui.registry().entries(kind) for kind in KINDS}
+entries = ui.entries_by_kind()
 
 if missing := [kind for kind in KINDS if not entries[kind]]:
     names = " and ".join(kind.upper() for kind in missing)

@@ -4,6 +4,7 @@ import streamlit as st
 
 import ui
 from mnist_core.charts import confusion_heatmap, per_digit_bars
+from mnist_core.data import NUM_CLASSES
 from mnist_core.evaluation import disagreements, mistakes
 from mnist_core.models import KINDS
 
@@ -49,7 +50,11 @@ with digits_tab:
     bars = {e.name: (e.kind, results[e.name].per_class_accuracy) for e in chosen}
     st.plotly_chart(per_digit_bars(bars), key="per_digit")
 with mistakes_tab:
-    digits, shown = [None, *range(10)], lambda digit: "any" if digit is None else str(digit)
+    digits = [None, *range(NUM_CLASSES)]  # None: any digit
+
+    def shown(digit: int | None) -> str:
+        return "any" if digit is None else str(digit)
+
     true, predicted = st.columns(2)
     true_digit = true.selectbox("True digit", digits, format_func=shown)
     read_as = predicted.selectbox("Read as", digits, format_func=shown)

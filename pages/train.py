@@ -126,7 +126,7 @@ settings, live = st.columns([1, 2], gap="large")
 with settings:
     try:
         if job := settings_form(kind, data):
-            ui.start_training([job], where=settings)
+            ui.start_training([job])
     except ValueError as error:
         st.error(f"Cannot start: {error}")
 with live:
@@ -134,5 +134,5 @@ with live:
     # (redrawing the charts costs the server and the browser CPU that training needs on a
     # small machine); otherwise both poll now and then, to see others' runs start.
     ui.poll_training(ui.run_status, every=0.5, idle_every=3.0)
-    saved = ui.newest_curves()
-    ui.poll_training(lambda run: ui.run_curves_charts(run, saved), every=2.0, idle_every=3.0)
+    newest = [entries[0] for entries in ui.entries_by_kind().values() if entries]
+    ui.poll_training(lambda run: ui.run_curves_charts(run, newest), every=2.0, idle_every=3.0)
