@@ -15,6 +15,22 @@ pages = [
     st.Page("pages/home.py", title="Home", icon=":material/home:", default=True),
     st.Page("pages/train.py", title="Train", icon=":material/model_training:", url_path="train"),
     st.Page("pages/draw.py", title="Draw", icon=":material/draw:", url_path="draw"),
+    st.Page("pages/compare.py", title="Compare", icon=":material/compare:", url_path="compare"),
     st.Page("pages/evaluate.py", title="Evaluate", icon=":material/grid_on:", url_path="evaluate"),
+    st.Page(
+        "pages/robustness.py",
+        title="Robustness",
+        icon=":material/open_with:",
+        url_path="robustness",
+    ),
+    st.Page("pages/inspect.py", title="Inspect", icon=":material/visibility:", url_path="inspect"),
+    st.Page(
+        "pages/experiments.py",
+        title="Experiments",
+        icon=":material/science:",
+        url_path="experiments",
+    ),
+    st.Page("pages/data.py", title="Data", icon=":material/dataset:", url_path="data"),
+    st.Page("pages/models.py", title="Models", icon=":material/inventory_2:", url_path="models"),
 ]
 st.navigation(pages).run()

@@ -308,9 +308,11 @@ def drawn_digit() -> tuple[Preprocessed | None, str]:
     if canvas.image_data is None:
         return None, hint
     try:
-        return preprocess_canvas(canvas.image_data), hint
+        drawing = preprocess_canvas(canvas.image_data)
     except ImageError as error:  # a dot: ask for a bigger digit
         return None, str(error)
+    st.session_state["drawing"] = drawing
+    return drawing, hint
 
 
 def photo_digit() -> tuple[Preprocessed | None, str]:
@@ -330,7 +332,13 @@ def photo_digit() -> tuple[Preprocessed | None, str]:
         st.error(str(error))
         return None, "Try another photo."
     st.image(photo, width=CANVAS_SIZE)
+    st.session_state["drawing"] = drawing
     return drawing, ""
+
+
+def current_drawing() -> Preprocessed | None:
+    """The session's last digit read on the Draw page (drawn or a photo), for other pages."""
+    return st.session_state.get("drawing")
 
 
 def model_choice(kind: str, entries: list[ModelEntry]):

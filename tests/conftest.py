@@ -46,6 +46,21 @@ def small_mnist(mnist) -> MnistData:
     return MnistData(x_train, y_train, x_test, y_test, origin=mnist.origin, location=mnist.location)
 
 
+@pytest.fixture(scope="session")
+def trained_models(tmp_path_factory, mnist):
+    """A decent ANN and CNN, trained once per test session on real digits, as a user would
+    have them. Shared: tests that change models work on a copy (``shutil.copytree``)."""
+    from mnist_core.jobs import default_job
+    from mnist_core.models import KINDS
+    from mnist_core.training import train
+
+    directory = tmp_path_factory.mktemp("trained-models")
+    size = min(10_000, len(mnist.y_train) - len(mnist.y_train) // 10)
+    for kind in KINDS:
+        train(default_job(kind, epochs=3, train_size=size, models_dir=str(directory)), mnist)
+    return directory
+
+
 @pytest.fixture(scope="module")
 def models_dir(tmp_path_factory):
     """The models the module's app serves: none, as on a fresh install (override it)."""

@@ -26,7 +26,6 @@ from bench.browser import (
 )
 from bench.synthetic_digits import DIGITS, random_digit
 from mnist_core.jobs import default_job
-from mnist_core.models import KINDS
 from mnist_core.preprocessing import BRUSH_SIZE
 
 playwright = pytest.importorskip("playwright.sync_api")
@@ -37,15 +36,9 @@ pytestmark = pytest.mark.skipif(browser_missing() is not None, reason=str(browse
 
 
 @pytest.fixture(scope="module")
-def models_dir(tmp_path_factory, mnist):
-    """A decent ANN and CNN, trained quickly on real digits, as a user would have."""
-    from mnist_core.training import train
-
-    directory = tmp_path_factory.mktemp("models")
-    size = min(10_000, len(mnist.y_train) - len(mnist.y_train) // 10)
-    for kind in KINDS:
-        train(default_job(kind, epochs=3, train_size=size, models_dir=str(directory)), mnist)
-    return directory
+def models_dir(trained_models):
+    """The app serves the session's trained ANN and CNN (none of these tests changes them)."""
+    return trained_models
 
 
 def test_drawing_every_digit_shows_both_predictions(app_server, page):

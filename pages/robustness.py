@@ -1,0 +1,8 @@
+"""Robustness: placeholder while it is being written."""
+
+import streamlit as st
+
+import ui
+
+ui.run_through_app_navigation()
+st.title("Robustness")
