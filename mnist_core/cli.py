@@ -16,6 +16,7 @@ import numpy as np
 
 from .data import DataError, load_mnist
 from .evaluation import evaluate
+from .experiments import PRESETS, experiment_tag, prepared
 from .models import CONFIGS, OPTIMIZERS
 from .protocol import Event, Progressed, StatusChanged
 from .registry import ModelLoadError, ModelRegistry
@@ -44,10 +45,18 @@ def main(argv: list[str] | None = None) -> int:
     evaluation.add_argument("name", help="the model's name (see `list`)")
     evaluation.add_argument("--models-dir", help="default: $MNIST_MODELS_DIR or ./models")
     evaluation.add_argument("--data", help="mnist.npz, a folder of idx files, or 'sample'")
+    sweep = commands.add_parser("sweep", help="train a preset experiment's models in a row")
+    sweep.add_argument("preset", choices=sorted(PRESETS))
+    sweep.add_argument("--epochs", type=int, help="for every model (default: each one's own)")
+    sweep.add_argument("--seconds", type=float, help="time budget for every model")
+    sweep.add_argument("--train-size", type=int, help="train each on N images, balanced")
+    sweep.add_argument("--data", help="mnist.npz, a folder of idx files, or 'sample'")
+    sweep.add_argument("--models-dir", help="default: $MNIST_MODELS_DIR or ./models")
     listing = commands.add_parser("list", help="list saved models, newest first")
     listing.add_argument("--models-dir")
     args = parser.parse_args(argv)
-    command = {"train": _train, "evaluate": _evaluate, "list": _list}[args.command]
+    commands = {"train": _train, "evaluate": _evaluate, "sweep": _sweep, "list": _list}
+    command = commands[args.command]
     try:
         return command(args)
     except (DataError, ValueError, ModelLoadError) as error:
@@ -123,6 +132,43 @@ def _evaluate(args) -> int:
             }
         )
     )
+    return 0
+
+
+def _sweep(args) -> int:
+    jobs = prepared(
+        list(PRESETS[args.preset].jobs),
+        experiment_tag(args.preset),
+        epochs=args.epochs,
+        time_budget=args.seconds,
+        train_size=args.train_size,
+        models_dir=args.models_dir,
+    )
+    with warnings.catch_warnings(record=True):
+        data = load_mnist(args.data)
+    print(f"data: {data.description}", file=sys.stderr)
+    from .training import train  # TensorFlow: imported only once the arguments are sound
+
+    stop = _stop_on_first_ctrl_c()
+    results = []
+    for number, job in enumerate(jobs, start=1):
+        if stop():
+            break
+        print(f"\n[{number}/{len(jobs)}] {job.name}", file=sys.stderr, end="")
+        meta = train(job, data, on_event=_progress_bar, should_stop=stop).meta
+        results.append(
+            {
+                "name": meta["name"],
+                "kind": meta["kind"],
+                "config": meta["config"],
+                "test_accuracy": round(meta["test_accuracy"], 4),
+                "test_loss": round(meta["test_loss"], 4),
+                "train_seconds": meta["train_seconds"],
+                "epochs": meta["epochs"],
+            }
+        )
+    print(file=sys.stderr)
+    print(json.dumps({"preset": args.preset, "results": results}))
     return 0
 
 

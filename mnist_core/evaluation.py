@@ -2,7 +2,8 @@
 
 Predicted in batches, with a callback after each, so that a page can show a bar and a long
 evaluation never holds the server in one call. The loss is sparse categorical
-cross-entropy computed from the probabilities, as Keras computes it (clipped at 1e-7).
+cross-entropy computed from the probabilities, as Keras computes it (clipped at 1e-7),
+for every model, also one trained on mean squared error: one scale to compare them on.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .data import NUM_CLASSES, MnistData
+from .inference import as_probabilities
 from .models import to_input
 
 BATCH = 1000  # test digits per prediction call: ~10 progress steps over MNIST's 10,000
@@ -67,7 +69,7 @@ def evaluate(
     images = to_input(data.x_test)
     outputs = []
     for start in range(0, len(images), BATCH):
-        outputs.append(np.asarray(model.predict_on_batch(images[start : start + BATCH]), float))
+        outputs.append(as_probabilities(model.predict_on_batch(images[start : start + BATCH])))
         on_progress(min(start + BATCH, len(images)) / len(images))
     return Evaluation(labels=data.y_test.astype(np.int64), probabilities=np.concatenate(outputs))
 

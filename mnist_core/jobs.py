@@ -49,6 +49,7 @@ class TrainingJob:
     name: str | None = None
     data_path: str | None = None
     models_dir: str | None = None
+    experiment: str | None = None  # the sweep it belongs to: a tag saved with the model
 
     @property
     def kind(self) -> str:

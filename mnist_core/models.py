@@ -23,6 +23,8 @@ def to_input(images: np.ndarray) -> np.ndarray:
 OPTIMIZERS = ("adam", "sgd", "rmsprop")
 SCHEDULES = ("one-cycle", "constant")
 ACTIVATIONS = ("relu", "gelu", "tanh", "sigmoid")
+OUTPUT_ACTIVATIONS = ("softmax", "sigmoid", "tanh")
+LOSSES = ("crossentropy", "mse")  # mse: mean squared error against one-hot digits
 POOLINGS = ("max", "average")
 
 
@@ -37,6 +39,8 @@ class AnnConfig:
     learning_rate: float = 4e-3  # the one-cycle peak; with batch 256 (see jobs.py)
     schedule: str = "one-cycle"  # the learning rate's course over the run, see training.py
     augment: bool = False  # random shifts, turns and zooms of the training digits
+    output_activation: str = "softmax"
+    loss: str = "crossentropy"
 
     kind = "ann"
 
@@ -55,6 +59,8 @@ class CnnConfig:
     learning_rate: float = 5e-3  # the one-cycle peak
     schedule: str = "one-cycle"
     augment: bool = False
+    output_activation: str = "softmax"
+    loss: str = "crossentropy"
 
     kind = "cnn"
 
@@ -75,6 +81,18 @@ def validate(config: ModelConfig) -> None:
         raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {config.optimizer!r}")
     if not 0.0 < config.learning_rate <= 1.0:
         raise ValueError(f"learning rate must be in (0, 1], got {config.learning_rate}")
+    if config.output_activation not in OUTPUT_ACTIVATIONS:
+        raise ValueError(
+            f"output activation must be one of {OUTPUT_ACTIVATIONS}, "
+            f"got {config.output_activation!r}"
+        )
+    if config.loss not in LOSSES:
+        raise ValueError(f"loss must be one of {LOSSES}, got {config.loss!r}")
+    if config.output_activation == "tanh" and config.loss == "crossentropy":
+        raise ValueError(
+            "a tanh output goes negative, which cross-entropy cannot read as probabilities: "
+            "use the mse loss with it"
+        )
     if config.schedule not in SCHEDULES:
         raise ValueError(f"schedule must be one of {SCHEDULES}, got {config.schedule!r}")
     if config.kind == "ann" and config.activation not in ACTIVATIONS:
@@ -119,15 +137,28 @@ def config_from_dict(data: dict) -> ModelConfig:
 
 
 def build_model(config: ModelConfig):
-    """A compiled Keras model for ``config``: ``INPUT_SHAPE`` inputs, softmax over the digits."""
+    """A compiled Keras model for ``config``: ``INPUT_SHAPE`` inputs, ten outputs (softmax
+    probabilities by default; see ``inference.as_probabilities`` for the others)."""
     validate(config)
     model = build_ann(config) if config.kind == "ann" else build_cnn(config)
+    import keras
+
+    loss = "sparse_categorical_crossentropy" if config.loss == "crossentropy" else one_hot_mse
     model.compile(
         optimizer=_optimizer(config.optimizer, config.learning_rate),
-        loss="sparse_categorical_crossentropy",
-        metrics=["accuracy"],
+        loss=loss,
+        metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
     )
     return model
+
+
+def one_hot_mse(labels, outputs):
+    """Mean squared error between the ten outputs and the one-hot digit: the loss of the
+    material this app grew from, to compare with cross-entropy."""
+    from keras import ops
+
+    targets = ops.one_hot(ops.cast(ops.reshape(labels, (-1,)), "int32"), NUM_CLASSES)
+    return ops.mean(ops.square(targets - outputs), axis=-1)
 
 
 def build_ann(config: AnnConfig):
@@ -145,7 +176,7 @@ def build_ann(config: AnnConfig):
             *augmentation(config),
             layers.Flatten(),
             *hidden,
-            layers.Dense(NUM_CLASSES, activation="softmax"),
+            layers.Dense(NUM_CLASSES, activation=config.output_activation),
         ],
         name="ann",
     )
@@ -179,7 +210,7 @@ def build_cnn(config: CnnConfig):
             layers.Flatten(),
             layers.Dropout(config.dropout),
             *head,
-            layers.Dense(NUM_CLASSES, activation="softmax"),
+            layers.Dense(NUM_CLASSES, activation=config.output_activation),
         ],
         name="cnn",
     )

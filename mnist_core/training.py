@@ -103,6 +103,7 @@ def train(
     )
     meta = {
         "kind": job.kind,
+        "experiment": job.experiment,
         "config": config_to_dict(job.model),
         "training": asdict(config),
         "data": {

@@ -92,6 +92,9 @@ def test_output_is_a_probability_distribution():
         (CnnConfig(pooling="median"), "pooling"),
         (CnnConfig(dense_units=-1), "dense units"),
         (AnnConfig(schedule="sawtooth"), "schedule"),
+        (AnnConfig(output_activation="relu"), "output activation"),
+        (CnnConfig(loss="hinge"), "loss"),
+        (AnnConfig(output_activation="tanh"), "use the mse loss"),
     ],
 )
 def test_impossible_hyper_parameters_are_refused(config, message):
