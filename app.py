@@ -11,26 +11,30 @@ st.set_page_config(page_title="MNIST live: ANN vs CNN", page_icon=":material/dra
 ui.keep_keras_state_between_runs()  # served models stay fast: Streamlit would reset Keras
 ui.training_service().start_worker()  # TensorFlow loads in the worker now, not at first Start
 
-pages = [
-    st.Page("pages/home.py", title="Home", icon=":material/home:", default=True),
-    st.Page("pages/train.py", title="Train", icon=":material/model_training:", url_path="train"),
-    st.Page("pages/draw.py", title="Draw", icon=":material/draw:", url_path="draw"),
-    st.Page("pages/compare.py", title="Compare", icon=":material/compare:", url_path="compare"),
-    st.Page("pages/evaluate.py", title="Evaluate", icon=":material/grid_on:", url_path="evaluate"),
-    st.Page(
-        "pages/robustness.py",
-        title="Robustness",
-        icon=":material/open_with:",
-        url_path="robustness",
-    ),
-    st.Page("pages/inspect.py", title="Inspect", icon=":material/visibility:", url_path="inspect"),
-    st.Page(
-        "pages/experiments.py",
-        title="Experiments",
-        icon=":material/science:",
-        url_path="experiments",
-    ),
-    st.Page("pages/data.py", title="Data", icon=":material/dataset:", url_path="data"),
-    st.Page("pages/models.py", title="Models", icon=":material/inventory_2:", url_path="models"),
-]
+
+def page(name: str, title: str, icon: str, **options) -> st.Page:
+    """``pages/NAME.py``, served at ``/NAME``, with a Material icon."""
+    return st.Page(
+        f"pages/{name}.py", title=title, icon=f":material/{icon}:", url_path=name, **options
+    )
+
+
+pages = {
+    "Try it": [
+        page("home", "Home", "home", default=True),
+        page("train", "Train", "model_training"),
+        page("draw", "Draw", "draw"),
+    ],
+    "See why": [
+        page("compare", "Compare", "compare"),
+        page("evaluate", "Evaluate", "grid_on"),
+        page("robustness", "Robustness", "open_with"),
+        page("inspect", "Inspect", "visibility"),
+    ],
+    "Go further": [
+        page("experiments", "Experiments", "science"),
+        page("data", "Data", "dataset"),
+        page("models", "Models", "inventory_2"),
+    ],
+}
 st.navigation(pages).run()

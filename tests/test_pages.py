@@ -182,7 +182,7 @@ def test_every_page_follows_the_pattern():
     """Listed in app.py's navigation, and first of all sent through it (ui.py says why)."""
     navigation = (ROOT / "app.py").read_text()
     for page in sorted((ROOT / "pages").glob("*.py")):
-        assert f'st.Page("pages/{page.name}"' in navigation, f"{page.name} is not in app.py"
+        assert f'page("{page.stem}", ' in navigation, f"{page.name} is not in app.py"
         code = [
             line
             for line in page.read_text().splitlines()
