@@ -1,4 +1,4 @@
-"""Home: what the app is, where the data came from, a few real digits, where to go next."""
+"""Home: what the app is, where the data came from, a few real digits, a lesson's steps."""
 
 import streamlit as st
 
@@ -24,11 +24,14 @@ st.caption("A few of the test digits, two of each:")
 images, labels = examples_by_digit(data)
 st.image([enlarge(image, 56) for image in images], caption=[str(label) for label in labels])
 
-st.subheader("Next")
-left, right = st.columns(2)
-left.page_link(
-    "pages/train.py", label="Train a model and watch it learn", icon=":material/model_training:"
-)
-right.page_link(
-    "pages/draw.py", label="Draw a digit and compare the networks", icon=":material/draw:"
-)
+st.subheader("A lesson in six steps")
+LESSON = [
+    ("pages/train.py", "Train an ANN and a CNN, and watch them learn", "model_training"),
+    ("pages/draw.py", "Draw digits: do the two networks read them alike?", "draw"),
+    ("pages/robustness.py", "Move and turn a digit: which network still reads it?", "open_with"),
+    ("pages/inspect.py", "Look inside: filters, feature maps, where each looks", "visibility"),
+    ("pages/evaluate.py", "Find the test digits each network gets wrong", "grid_on"),
+    ("pages/experiments.py", "Experiment: neurons, activations, optimizers", "science"),
+]
+for number, (path, label, icon) in enumerate(LESSON, start=1):
+    st.page_link(path, label=f"{number}. {label}", icon=f":material/{icon}:")
