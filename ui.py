@@ -12,6 +12,7 @@ import gc
 import warnings
 from collections.abc import Callable
 
+import pandas as pd
 import streamlit as st
 from streamlit.runtime.pages_manager import PagesManager
 from streamlit.runtime.scriptrunner import script_runner
@@ -22,6 +23,7 @@ from mnist_core.charts import (
     saved_curves,
     training_curves,
 )
+from mnist_core.comparison import SummaryTable
 from mnist_core.data import DataError, MnistData, load_mnist
 from mnist_core.evaluation import Evaluation, evaluate
 from mnist_core.inference import predict, top_k
@@ -39,6 +41,7 @@ from mnist_core.preprocessing import (
     preprocess_photo,
 )
 from mnist_core.registry import ModelEntry, ModelLoadError, ModelRegistry
+from mnist_core.robustness import PERTURBATIONS, SUBSET_SIZE, Robustness, measure
 from mnist_core.worker import TrainingBusy, TrainingRun, TrainingService
 
 # --- Streamlit workarounds (private names: a Streamlit upgrade that drops one fails here) ---
@@ -130,28 +133,46 @@ def load_model(entry: ModelEntry):
     return _load_model(entry.name, entry.model_path.stat().st_mtime)
 
 
-EVALUATIONS_KEPT = 16  # model files whose evaluation the server keeps (~0.8 MB each)
+# Model files whose evaluation (~0.8 MB each) and robustness (~1 kB) the server keeps.
+MEASUREMENTS_KEPT = 16
 
 
 @st.cache_resource
-def _evaluations() -> dict[tuple[str, float], Evaluation]:
-    return {}  # (model name, file time) -> its evaluation, for every session of the server
+def _measurements(what: str) -> dict[tuple[str, float], object]:
+    return {}  # (model name, file time) -> its ``what``, for every session of the server
+
+
+def _once_per_model_file(what: str, entry: ModelEntry, text: str, compute: Callable):
+    """``compute(model, on_progress)`` for ``entry``'s model, once per model file for all
+    sessions, with a progress bar saying ``text`` the first time."""
+    key = (entry.name, entry.model_path.stat().st_mtime)
+    store = _measurements(what)
+    if key not in store:
+        bar = st.progress(0.0, text=text)
+        store[key] = compute(load_model(entry), lambda done: bar.progress(done, text))
+        bar.empty()
+        while len(store) > MEASUREMENTS_KEPT:
+            store.pop(next(iter(store)))  # the oldest
+    return store[key]
 
 
 def evaluation(entry: ModelEntry) -> Evaluation:
     """``entry``'s reading of the whole test set, computed once per model file for all
     sessions, with a progress bar the first time."""
-    key = (entry.name, entry.model_path.stat().st_mtime)
-    store = _evaluations()
-    if key not in store:
-        test_images = f"{len(mnist().y_test):,}"
-        text = f"Evaluating {entry.name} on {test_images} test digits..."
-        bar = st.progress(0.0, text=text)
-        store[key] = evaluate(load_model(entry), mnist(), lambda done: bar.progress(done, text))
-        bar.empty()
-        while len(store) > EVALUATIONS_KEPT:
-            store.pop(next(iter(store)))  # the oldest
-    return store[key]
+    text = f"Evaluating {entry.name} on {len(mnist().y_test):,} test digits..."
+    return _once_per_model_file(
+        "evaluation", entry, text, lambda model, progress: evaluate(model, mnist(), progress)
+    )
+
+
+def robustness(entry: ModelEntry) -> Robustness:
+    """``entry``'s accuracy on moved, turned, resized, blurred, noisy and partly hidden
+    test digits, measured once per model file for all sessions, with a progress bar."""
+    digits = min(SUBSET_SIZE, len(mnist().y_test))
+    text = f"Measuring {entry.name} on {digits:,} test digits, changed {len(PERTURBATIONS)} ways..."
+    return _once_per_model_file(
+        "robustness", entry, text, lambda model, progress: measure(model, mnist(), progress)
+    )
 
 
 def digit_gallery(indices, result: Evaluation, limit: int = 40, columns: int = 10) -> None:
@@ -165,14 +186,19 @@ def digit_gallery(indices, result: Evaluation, limit: int = 40, columns: int = 1
         f"{result.labels[i]} read as {result.predicted[i]} ({result.confidence[i]:.0%})"
         for i in shown
     ]
-    for start in range(0, len(shown), columns):
-        row = st.columns(columns)
-        for column, i, caption in zip(
-            row, shown[start : start + columns], captions[start : start + columns], strict=False
-        ):
-            column.image(enlarge(images[i], 84), caption=caption)
+    image_grid(images[shown], captions, columns)
     if len(indices) > limit:
         st.caption(f"The first {limit} of {len(indices):,}.")
+
+
+def image_grid(images, captions: list[str], columns: int = 10) -> None:
+    """Digits in rows of ``columns``, each enlarged with crisp pixels above its caption."""
+    for start in range(0, len(captions), columns):
+        row = st.columns(columns)
+        for column, image, caption in zip(
+            row, images[start : start + columns], captions[start : start + columns], strict=False
+        ):
+            column.image(enlarge(image, 84), caption=caption)
 
 
 # --- what several pages show --------------------------------------------------------------
@@ -184,6 +210,19 @@ def data_banner(data: MnistData) -> None:
         st.warning(f"Running on {data.description}", icon=":material/warning:")
     for note in data.notes:
         st.caption(note)
+
+
+def model_table(table: SummaryTable, sortable: bool = False) -> None:
+    """Saved models side by side, a row each (Compare, Models), every cell in full and
+    the numbers formatted to read: a static table, which a projector shows whole, or
+    (``sortable``) one whose rows a click on a heading sorts."""
+    frame = pd.DataFrame(list(table.rows), columns=table.headings)
+    formats = {c.heading: f"{{:{c.format_spec}}}" for c in table.columns if c.format_spec}
+    styled = frame.style.format(formats, na_rep="")
+    if sortable:
+        st.dataframe(styled, hide_index=True)
+    else:
+        st.table(styled.hide(axis="index"))
 
 
 def start_training(jobs: list[TrainingJob]) -> None:
@@ -270,7 +309,8 @@ def run_curves_charts(run: TrainingRun | None, compare_with: list[ModelEntry]) -
     live = run_curves(state)
     loss.plotly_chart(training_curves(live, "loss", saved), key="loss_curves")
     accuracy.plotly_chart(training_curves(live, "accuracy", saved), key="accuracy_curves")
-    st.caption("Faint dotted lines: validation curves of the newest saved ANN and CNN, to compare.")
+    if saved:
+        st.caption("Faint dotted lines: validation curves of the newest saved ANN and CNN.")
 
 
 # --- the Draw page's pieces (the drawing is the session's: other pages may show it) ------
@@ -344,14 +384,26 @@ def current_drawing() -> Preprocessed | None:
 def model_choice(kind: str, entries: list[ModelEntry]):
     """A selector of the saved models of ``kind`` (newest first) and the chosen model,
     or ``None`` (with the reason on the page) if there is none or it cannot be loaded."""
+    entry = entry_choice(kind, entries)
+    return None if entry is None else usable_model(entry)
+
+
+def entry_choice(kind: str, entries: list[ModelEntry]) -> ModelEntry | None:
+    """A selector of the saved models of ``kind`` (newest first) and the chosen one, or
+    ``None`` (saying so on the page) if there is none."""
     if not entries:
         st.subheader(f"{kind.upper()}: no model yet")
         return None
     by_label = {entry.label: entry for entry in entries}
     # Keyed on the newest name, so a newly trained model becomes the default.
     label = st.selectbox(f"{kind.upper()} model", list(by_label), key=f"{kind}-{entries[0].name}")
+    return by_label[label]
+
+
+def usable_model(entry: ModelEntry):
+    """``entry``'s model, or ``None`` (with the reason on the page) if it cannot be loaded."""
     try:
-        return load_model(by_label[label])
+        return load_model(entry)
     except ModelLoadError as error:
         st.error(f"This model cannot be used: {error}. Pick another or train a new one.")
         return None

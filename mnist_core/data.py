@@ -154,6 +154,30 @@ def examples_by_digit(data: MnistData, per_digit: int = 2) -> tuple[np.ndarray, 
     return data.x_test[index], data.y_test[index]
 
 
+def class_counts(labels: np.ndarray) -> np.ndarray:
+    """How many examples of each digit: ten counts, a digit with none counted as 0."""
+    return np.bincount(labels, minlength=NUM_CLASSES)
+
+
+def mean_images(images: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """The average image of each digit, float (10, 28, 28) in 0-255 (zeros for a digit with
+    no example): the simplest template a classifier could match a digit against."""
+    return np.stack(
+        [
+            images[labels == digit].mean(axis=0, dtype=np.float64)
+            if count
+            else np.zeros((IMAGE_SIZE, IMAGE_SIZE))
+            for digit, count in enumerate(class_counts(labels))
+        ]
+    )
+
+
+def indices_of(labels: np.ndarray, digit: int | None) -> np.ndarray:
+    """The positions of the examples of ``digit`` (of every example with ``None``), in the
+    set's own order, for browsing it."""
+    return np.arange(len(labels)) if digit is None else np.flatnonzero(labels == digit)
+
+
 def stratified_subset(x: np.ndarray, y: np.ndarray, n: int, seed: int = 0):
     """``n`` examples of ``(x, y)`` balanced over the ten digits, for fast classroom runs."""
     if n >= len(y):

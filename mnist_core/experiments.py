@@ -203,4 +203,3 @@ def _given(row: dict, column: str):
 
 def _text(row: dict, column: str) -> str:
     return str(_given(row, column)).strip().lower()
-

@@ -105,12 +105,20 @@ def preprocess_ink(ink: np.ndarray, redraw_strokes: bool = True) -> Preprocessed
     field = np.zeros((IMAGE_SIZE, IMAGE_SIZE), dtype=np.float32)
     top, left = (IMAGE_SIZE - fitted.shape[0]) // 2, (IMAGE_SIZE - fitted.shape[1]) // 2
     field[top : top + fitted.shape[0], left : left + fitted.shape[1]] = fitted
-    cy, cx = ndimage.center_of_mass(field)
-    centred = ndimage.shift(
-        field, (round(MNIST_CENTRE - cy), round(MNIST_CENTRE - cx)), order=0, cval=0.0
-    )
+    centred = centre_by_mass(field)
     image = np.clip(centred / max(float(centred.max()), 1e-6), 0.0, 1.0).astype(np.float32)
     return Preprocessed(image=image, cropped=cropped, redrawn=redrawn, fitted=fitted)
+
+
+def centre_by_mass(field: np.ndarray) -> np.ndarray:
+    """``field`` moved by whole pixels so that its centre of mass is where MNIST's are: the
+    last step of MNIST's recipe, which takes away where on the page a digit was written."""
+    if not field.any():
+        return field
+    cy, cx = ndimage.center_of_mass(field)
+    return ndimage.shift(
+        field, (round(MNIST_CENTRE - cy), round(MNIST_CENTRE - cx)), order=0, cval=0.0
+    )
 
 
 def preprocess_photo(data: bytes) -> Preprocessed:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import tempfile
 import warnings
 from dataclasses import dataclass
@@ -43,6 +44,13 @@ class ModelEntry:
     @property
     def test_accuracy(self) -> float:
         return self.meta["test_accuracy"]
+
+    @property
+    def training_curve(self) -> list[CurvePoint]:
+        """The points every few batches (training metrics only), for its full curves."""
+        return [
+            CurvePoint.from_dict(point) for point in self.meta.get("history", {}).get("batch", [])
+        ]
 
     @property
     def validation_curve(self) -> list[CurvePoint]:
@@ -122,6 +130,41 @@ class ModelRegistry:
         os.replace(tmp_model, model_path)
         _write_atomic(self.root / f"{name}.json", json.dumps(meta, indent=2))
         return ModelEntry(name, model_path, meta)
+
+    def rename(self, name: str, new_name: str) -> ModelEntry:
+        """Give the model ``name`` the sanitized ``new_name``; ``ValueError`` if that is taken.
+
+        The model file is hard-linked (copied where links are not possible) to its new name
+        before the new metadata is written, and the old names go only then: a crash at any
+        step leaves at worst the model listed twice, never an entry without its model.
+        """
+        entry = self.get(name)
+        new_name = sanitize_name(new_name)
+        if new_name == entry.name:
+            return entry
+        taken = ValueError(f"a model named {new_name!r} already exists: choose another name")
+        if (self.root / f"{new_name}.json").exists() or (self.root / f"{new_name}.keras").exists():
+            raise taken
+        model_path = self.root / f"{new_name}.keras"
+        try:
+            os.link(entry.model_path, model_path)
+        except FileExistsError:  # saved under that name meanwhile
+            raise taken from None
+        except OSError:  # a file system without hard links
+            tmp_model = self.root / f".{new_name}.{os.getpid()}.tmp.keras"
+            shutil.copy2(entry.model_path, tmp_model)
+            os.replace(tmp_model, model_path)
+        meta = {**entry.meta, "name": new_name}
+        _write_atomic(self.root / f"{new_name}.json", json.dumps(meta, indent=2))
+        (self.root / f"{entry.name}.json").unlink()
+        entry.model_path.unlink()
+        return ModelEntry(new_name, model_path, meta)
+
+    def delete(self, name: str) -> None:
+        """Remove the model ``name``: its metadata first, so it is never listed without its file."""
+        entry = self.get(name)
+        (self.root / f"{entry.name}.json").unlink()
+        entry.model_path.unlink(missing_ok=True)
 
     def load(self, entry: ModelEntry):
         """The Keras model of ``entry``; ``ModelLoadError`` names the file if it is broken."""

@@ -1,8 +1,120 @@
-"""Models: placeholder while it is being written."""
+"""Models: every saved model with its metadata; rename, delete, download one."""
 
 import streamlit as st
 
 import ui
+from mnist_core.comparison import history_csv, summarize, summary_table
+from mnist_core.registry import sanitize_name
 
 ui.run_through_app_navigation()
-st.title("Models")
+st.title("Saved models")
+st.markdown(
+    "Every model trained on this server, newest first. Pick one below to see all it saved, "
+    "download it, rename it or delete it."
+)
+registry = ui.registry()
+entries = {entry.name: entry for entry in registry.entries()}
+if notice := st.session_state.pop("models_notice", None):
+    st.success(notice, icon=":material/check_circle:")
+if not entries:
+    st.info("No saved model yet: train one on the Train page first.")
+    st.page_link("pages/train.py", label="Train a model", icon=":material/model_training:")
+    st.stop()
+
+summaries = {name: summarize(entry) for name, entry in entries.items()}
+ui.model_table(summary_table(list(summaries.values())))
+
+# No key: a renamed or deleted model changes the options, which makes a new selector,
+# showing the renamed model or else the newest (a keyed one shows a deleted name on).
+names = list(entries)
+picked = st.session_state.get("models_pick")
+name = st.selectbox(
+    "Model",
+    names,
+    index=names.index(picked) if picked in names else 0,
+    format_func=lambda n: entries[n].label,
+)
+entry, summary = entries[name], summaries[name]
+
+accuracy, loss, params, seconds = st.columns(4)
+accuracy.metric("Test accuracy", f"{summary.test_accuracy:.2%}")
+loss.metric("Test loss", "?" if summary.test_loss is None else f"{summary.test_loss:.4f}")
+params.metric("Parameters", "?" if summary.params is None else f"{summary.params:,}")
+seconds.metric(
+    "Training time", "?" if summary.train_seconds is None else f"{summary.train_seconds:.0f} s"
+)
+facts = [f"**{summary.kind.upper()}**: {summary.settings or 'settings not saved'}"]
+if summary.train_images and summary.epochs:
+    facts.append(f"{summary.epochs:g} epochs on {summary.train_images:,} training images")
+if summary.stopped_by:
+    facts.append(f"stopped early ({summary.stopped_by})")
+if summary.experiment:
+    facts.append(f"experiment **{summary.experiment}**")
+facts.append(f"saved {summary.created.replace('T', ' ')[:16]} UTC")
+st.markdown("; ".join(facts) + ".")
+with st.expander("All its metadata"):
+    st.json({key: value for key, value in entry.meta.items() if key != "history"})
+
+model_file, history = st.columns(2)
+model_file.download_button(
+    "Download the model (.keras)",
+    entry.model_path.read_bytes,  # read on click only: a model is megabytes
+    file_name=f"{name}.keras",
+    mime="application/octet-stream",
+    icon=":material/download:",
+    on_click="ignore",
+)
+history.download_button(
+    "Download its training history (CSV)",
+    lambda: history_csv(entry),
+    file_name=f"{name}-history.csv",
+    mime="text/csv",
+    icon=":material/download:",
+    on_click="ignore",
+)
+
+rename, delete = st.columns(2, gap="large")
+with rename:
+    st.subheader("Rename")
+    wanted = st.text_input("New name", key=f"new-name-{name}", placeholder=name)
+    try:
+        new_name = sanitize_name(wanted) if wanted else None
+    except ValueError as error:
+        st.error(f"Cannot use this name: {error}.")
+        new_name = None
+    if new_name and new_name != wanted:
+        st.caption(f"Saved as **{new_name}**: letters, digits, `.`, `_` and `-` only.")
+    if st.button("Rename", icon=":material/edit:", disabled=not new_name):
+        try:
+            renamed = registry.rename(name, new_name)
+        except ValueError as error:
+            st.error(f"Cannot rename: {error}.")
+        else:
+            st.session_state["models_notice"] = f"Renamed {name} to {renamed.name}."
+            st.session_state["models_pick"] = renamed.name
+            st.rerun()
+with delete:
+    st.subheader("Delete")
+    if st.session_state.get("models_deleting") != name:
+        if st.button("Delete this model...", icon=":material/delete:"):
+            st.session_state["models_deleting"] = name
+            st.rerun()
+    else:
+        st.warning(
+            f"Delete **{name}** for good? Its model file and its history go, for every user "
+            "of this server. This cannot be undone.",
+            icon=":material/warning:",
+        )
+        confirm, cancel = st.columns(2)
+        if confirm.button(f"Yes, delete {name}", type="primary", icon=":material/delete_forever:"):
+            del st.session_state["models_deleting"]
+            try:
+                registry.delete(name)
+            except ValueError as error:
+                st.error(f"Cannot delete: {error}.")
+            else:
+                st.session_state["models_notice"] = f"Deleted {name}."
+                st.rerun()
+        if cancel.button("Cancel"):
+            del st.session_state["models_deleting"]
+            st.rerun()

@@ -4,8 +4,18 @@ import streamlit as st
 
 import ui
 from mnist_core.data import MnistData
-from mnist_core.jobs import TrainingJob, default_job, validation_count
-from mnist_core.models import ACTIVATIONS, KINDS, OPTIMIZERS, POOLINGS, SCHEDULES, parse_layer_sizes
+from mnist_core.jobs import TrainingConfig, TrainingJob, default_job, validation_count
+from mnist_core.links import job_from_query, job_settings, link
+from mnist_core.models import (
+    ACTIVATIONS,
+    KINDS,
+    LOSSES,
+    OPTIMIZERS,
+    OUTPUT_ACTIVATIONS,
+    POOLINGS,
+    SCHEDULES,
+    parse_layer_sizes,
+)
 
 ui.run_through_app_navigation()
 st.title("Train a network")
@@ -13,24 +23,31 @@ data = ui.mnist()
 ui.data_banner(data)
 
 
-def settings_form(kind: str, data: MnistData) -> TrainingJob | None:
-    """The settings of a ``kind`` network, defaults filled in; the job once Start is pressed
-    (``ValueError`` names the setting that cannot work)."""
-    defaults = default_job(kind)
-    model, training = defaults.model, defaults.training
+def settings_form(
+    kind: str, data: MnistData, start: TrainingJob
+) -> tuple[TrainingJob, bool] | None:
+    """The settings of a ``kind`` network, ``start``'s filled in; once a button is pressed, the
+    job and whether it was Start (``ValueError`` names the setting that cannot work)."""
+    model, training = start.model, start.training
     max_images = len(data.y_train) - validation_count(data, training)
-    with st.form("settings"):
-        epochs = st.number_input("Epochs", 1, 200, training.epochs)
-        seconds = st.number_input("Time budget in seconds (0: no limit)", 0, 3600, 0, step=10)
+    images = training.train_size or max_images
+    budget = round(training.time_budget or 0)
+    with st.form("settings"):  # each widget's range stretches to a linked value the checks allow
+        epochs = st.number_input("Epochs", 1, max(200, training.epochs), training.epochs)
+        seconds = st.number_input(
+            "Time budget in seconds (0: no limit)", 0, max(3600, budget), budget, step=10
+        )
         train_size = st.slider(
             "Training images",
-            min(1000, max_images),
+            min(1000, max_images, images),
             max_images,
-            max_images,
+            images,
             step=500 if max_images > 5000 else 100,
         )
         batch_size = st.select_slider(
-            "Batch size", [16, 32, 64, 128, 256, 512, 1024], training.batch_size
+            "Batch size",
+            sorted({16, 32, 64, 128, 256, 512, 1024, training.batch_size}),
+            training.batch_size,
         )
         optimizer = st.selectbox(
             "Optimizer",
@@ -72,7 +89,11 @@ def settings_form(kind: str, data: MnistData) -> TrainingJob | None:
                 "on a CPU.",
             )
             dense_units = st.number_input(
-                "Dense units before the output (0: none)", 0, 1024, model.dense_units, step=32
+                "Dense units before the output (0: none)",
+                0,
+                max(1024, model.dense_units),
+                model.dense_units,
+                step=32,
             )
             architecture = {
                 "kernel_size": kernel_size,
@@ -80,43 +101,66 @@ def settings_form(kind: str, data: MnistData) -> TrainingJob | None:
                 "batch_norm": batch_norm,
                 "dense_units": dense_units,
             }
-        dropout = st.slider("Dropout", 0.0, 0.8, model.dropout, step=0.05)
+        dropout = st.slider("Dropout", 0.0, max(0.8, model.dropout), model.dropout, step=0.05)
+        output_activation = st.selectbox(
+            "Output layer",
+            OUTPUT_ACTIVATIONS,
+            OUTPUT_ACTIVATIONS.index(model.output_activation),
+            help="Softmax turns the ten outputs into probabilities; sigmoid and tanh score "
+            "each digit on its own (tanh needs the mean squared error loss).",
+        )
+        loss = st.selectbox(
+            "Loss",
+            LOSSES,
+            LOSSES.index(model.loss),
+            format_func={"crossentropy": "Cross-entropy", "mse": "Mean squared error"}.get,
+        )
         augment = st.checkbox(
             "Augment: random shifts, turns and zooms",
             model.augment,
             help="Helps with hand-drawn digits; each epoch takes a little longer.",
         )
-        name = st.text_input("Model name (optional)", placeholder=f"{kind}-DATE-TIME")
-        if not st.form_submit_button(
+        name = st.text_input(
+            "Model name (optional)", start.name or "", placeholder=f"{kind}-DATE-TIME"
+        )
+        started = st.form_submit_button(
             "Start training", icon=":material/play_arrow:", type="primary"
-        ):
+        )
+        if not (st.form_submit_button("Update the link", icon=":material/link:") or started):
             return None
     layer_sizes = {"hidden_units" if kind == "ann" else "filters": parse_layer_sizes(layers)}
-    job = default_job(
-        kind,
+    chosen = dict(
         epochs=epochs,
         time_budget=seconds or None,
-        train_size=train_size,
+        train_size=train_size if train_size < max_images else None,
         batch_size=batch_size,
         optimizer=optimizer,
         learning_rate=learning_rate,
         schedule=schedule,
         dropout=dropout,
+        output_activation=output_activation,
+        loss=loss,
         augment=augment,
         name=name.strip() or None,
         data_path=data.reference,
         **layer_sizes,
         **architecture,
     )
+    job = default_job(kind, **(job_settings(start) | chosen))  # keeps linked settings not shown
     job.check()
-    return job
+    return job, started
 
 
+# A link's settings are the form's first values; after that the user's edits rule.
+available = len(data.y_train) - validation_count(data, TrainingConfig())
+linked, problems = job_from_query(st.query_params.to_dict(), available=available)
+if problems:
+    st.warning("Some settings of this link were ignored:\n\n- " + "\n- ".join(problems))
 kind = (
     st.segmented_control(
         "Network",
         KINDS,
-        default="cnn",
+        default=linked.kind,
         key="kind",
         format_func={"ann": "ANN (dense)", "cnn": "CNN (convolutional)"}.get,
     )
@@ -125,10 +169,24 @@ kind = (
 settings, live = st.columns([1, 2], gap="large")
 with settings:
     try:
-        if job := settings_form(kind, data):
-            ui.start_training([job])
+        start = linked if linked.kind == kind else default_job(kind)
+        if submitted := settings_form(kind, data, start):
+            job, started = submitted
+            st.session_state[f"link-{kind}"] = job
+            if started:
+                ui.start_training([job])
     except ValueError as error:
         st.error(f"Cannot start: {error}")
+    st.markdown("**Link to these settings**")
+    st.code(
+        link(st.context.url or "/train", st.session_state.get(f"link-{kind}", start)),
+        language=None,
+        wrap_lines=True,
+    )
+    st.caption(
+        "Copy it (button at its top right, on hover) to hand out these settings; after "
+        "changing them, press Update the link."
+    )
 with live:
     # While a run trains, the numbers poll twice a second and the curves every two seconds
     # (redrawing the charts costs the server and the browser CPU that training needs on a

@@ -1,5 +1,6 @@
 """Page logic through Streamlit's AppTest (the canvas itself is tested in a real browser)."""
 
+import ast
 import gc
 import io
 import time
@@ -183,12 +184,14 @@ def test_every_page_follows_the_pattern():
     navigation = (ROOT / "app.py").read_text()
     for page in sorted((ROOT / "pages").glob("*.py")):
         assert f'page("{page.stem}", ' in navigation, f"{page.name} is not in app.py"
+        body = ast.parse(page.read_text()).body
         code = [
-            line
-            for line in page.read_text().splitlines()
-            if line and not line.startswith(("import", "from", '"""', "#"))
+            statement
+            for statement in body[1:]  # after the docstring
+            if not isinstance(statement, ast.Import | ast.ImportFrom)
         ]
-        assert code[0] == "ui.run_through_app_navigation()", f"{page.name} starts with {code[0]!r}"
+        first = ast.unparse(code[0])
+        assert first == "ui.run_through_app_navigation()", f"{page.name} starts with {first!r}"
 
 
 def test_a_streamlit_without_the_patched_name_fails_loudly(monkeypatch):

@@ -1,0 +1,115 @@
+"""The Compare and Models pages in a real browser: the table, the curves, the CSV download,
+renaming and deleting a model, and the Draw page serving what is left."""
+
+from __future__ import annotations
+
+import csv
+import re
+import shutil
+
+import pytest
+
+from bench.browser import browser_missing, draw, open_draw_page, predictions
+from bench.synthetic_digits import DIGITS
+from mnist_core.registry import ModelRegistry
+
+playwright = pytest.importorskip("playwright.sync_api")
+expect = playwright.expect
+
+pytestmark = pytest.mark.skipif(browser_missing() is not None, reason=str(browser_missing()))
+
+
+@pytest.fixture(scope="module")
+def models_dir(trained_models, tmp_path_factory):
+    """A copy of the session's trained ANN and CNN: these tests rename and delete."""
+    return shutil.copytree(trained_models, tmp_path_factory.mktemp("browser") / "models")
+
+
+def choice(page, label: str):
+    """A selectbox, by its label."""
+    return page.get_by_role("combobox", name=label)
+
+
+def shown(name: str) -> re.Pattern:
+    """How a selectbox shows the model ``name``: its name, then its accuracy."""
+    return re.compile(rf"^{re.escape(name)} \(")
+
+
+def test_compare_page_shows_the_table_the_curves_and_downloads_the_csv(
+    app_server, page, models_dir
+):
+    entries = ModelRegistry(models_dir).entries()
+    page.goto(f"{app_server}/compare")
+    table = page.get_by_test_id("stTable")
+    expect(table).to_be_visible(timeout=60_000)
+    for entry in entries:
+        expect(table).to_contain_text(entry.name)
+        expect(table).to_contain_text(f"{entry.test_accuracy:.2%}")
+        expect(table).to_contain_text(f"{entry.meta['params']:,}")
+    charts = page.get_by_test_id("stPlotlyChart")
+    expect(charts).to_have_count(2)
+    expect(charts.locator(".gtitle")).to_have_text(
+        ["Loss (lower is better)", "Accuracy (higher is better)"]
+    )
+    expect(charts.first.locator(".xtitle")).to_have_text("epochs")
+
+    with page.expect_download() as downloading:
+        page.get_by_role("button", name="Download the table (CSV)").click()
+    download = downloading.value
+    assert download.suggested_filename == "model-comparison.csv"
+    with open(download.path(), newline="") as saved:
+        rows = list(csv.DictReader(saved))
+    assert [row["Kind"] for row in rows] == ["ANN", "CNN"]  # the newest of each, by default
+    by_name = {entry.name: entry for entry in entries}
+    assert sorted(row["Model"] for row in rows) == sorted(by_name)
+    for row in rows:
+        entry = by_name[row["Model"]]
+        assert float(row["Test accuracy"]) == entry.meta["test_accuracy"]
+        assert float(row["Test loss"]) == entry.meta["test_loss"]
+        assert int(row["Training images"]) == entry.meta["data"]["train_images"]
+
+    page.get_by_test_id("stRadio").get_by_text("seconds", exact=True).click()
+    expect(charts.first.locator(".xtitle")).to_have_text("seconds of training")
+
+
+def test_models_page_renames_and_deletes_and_draw_serves_what_is_left(app_server, page, models_dir):
+    registry = ModelRegistry(models_dir)
+    ann, cnn = registry.newest("ann"), registry.newest("cnn")
+    page.goto(f"{app_server}/models")
+    table = page.get_by_test_id("stTable")
+    expect(table).to_contain_text(cnn.name, timeout=60_000)
+    expect(choice(page, "Model")).to_have_value(shown(cnn.name))  # the newest
+
+    new_name = page.get_by_label("New name")
+    new_name.fill("CNN for class 3")
+    new_name.press("Enter")
+    expect(page.get_by_text("Saved as CNN-for-class-3")).to_be_visible()
+    page.get_by_role("button", name="Rename").click()
+    expect(page.get_by_text(f"Renamed {cnn.name} to CNN-for-class-3.")).to_be_visible()
+    expect(table).to_contain_text("CNN-for-class-3")
+    expect(table).not_to_contain_text(cnn.name)
+    expect(choice(page, "Model")).to_have_value(shown("CNN-for-class-3"))
+    assert (models_dir / "CNN-for-class-3.keras").exists() and not cnn.model_path.exists()
+
+    open_draw_page(page, app_server)  # the renamed model is served
+    expect(choice(page, "CNN model")).to_have_value(shown("CNN-for-class-3"))
+    draw(page, DIGITS[7])
+    assert predictions(page, "a 7, after the rename")["CNN"] == 7
+
+    page.goto(f"{app_server}/models")
+    expect(choice(page, "Model")).to_have_value(shown("CNN-for-class-3"), timeout=60_000)
+    page.get_by_role("button", name="Delete this model...").click()
+    expect(page.get_by_text("Delete CNN-for-class-3 for good?")).to_be_visible()
+    page.get_by_role("button", name="Yes, delete CNN-for-class-3").click()
+    expect(page.get_by_text("Deleted CNN-for-class-3.")).to_be_visible()
+    expect(table.locator("tbody tr")).to_have_count(1)
+    expect(table).to_contain_text(ann.name)
+    expect(choice(page, "Model")).to_have_value(shown(ann.name))
+    assert sorted(path.name for path in models_dir.iterdir()) == [
+        f"{ann.name}.json",
+        f"{ann.name}.keras",
+    ]
+
+    page.goto(f"{app_server}/draw")
+    expect(page.get_by_text("ANN: waiting for a drawing")).to_be_visible(timeout=60_000)
+    expect(page.get_by_text("No CNN model yet.")).to_be_visible()
