@@ -116,6 +116,30 @@ def entries_by_kind() -> dict[str, list[ModelEntry]]:
     return {kind: [entry for entry in entries if entry.kind == kind] for kind in KINDS}
 
 
+def saved_models() -> dict[str, ModelEntry]:
+    """Every saved model by name, newest first; with none, the page says to train one
+    and stops."""
+    entries = {entry.name: entry for entry in registry().entries()}
+    if not entries:
+        ask_to_train("No saved model yet")
+        st.stop()
+    return entries
+
+
+def newest_of_each_kind(entries: dict[str, ModelEntry]) -> list[str]:
+    """The names of the newest ANN and the newest CNN among ``entries`` (newest first)."""
+    newest = {}
+    for name, entry in entries.items():
+        newest.setdefault(entry.kind, name)
+    return [newest[kind] for kind in KINDS if kind in newest]
+
+
+def ask_to_train(missing: str) -> None:
+    """Say what is ``missing``, with a link to the Train page."""
+    st.info(f"{missing}: train one on the Train page.")
+    st.page_link("pages/train.py", label="Train a model", icon=":material/model_training:")
+
+
 @st.cache_resource(max_entries=16, show_spinner="Loading model...")
 def _load_model(name: str, modified: float):
     # Python's full garbage collections walk every object TensorFlow and Keras hold,

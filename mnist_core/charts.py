@@ -112,9 +112,9 @@ def training_curves(
     figure.update_layout(
         title=METRIC_TITLES[metric],
         xaxis_title=x_title,
-        height=320,
+        height=320 + 20 * len(live),  # room below for the legend's rows
         margin={"l": 10, "r": 10, "t": 40, "b": 10},
-        legend={"orientation": "h", "y": -0.25},
+        legend={"orientation": "h", "yanchor": "top", "y": -0.22},
     )
     if metric == "accuracy":
         figure.update_yaxes(tickformat=".0%")

@@ -149,6 +149,14 @@ class SummaryTable:
     def headings(self) -> list[str]:
         return [column.heading for column in self.columns]
 
+    def without(self, heading: str) -> SummaryTable:
+        """The table less one column (e.g. "Experiment" when every row shares it)."""
+        keep = [i for i, column in enumerate(self.columns) if column.heading != heading]
+        return SummaryTable(
+            tuple(self.columns[i] for i in keep),
+            tuple(tuple(row[i] for i in keep) for row in self.rows),
+        )
+
     def csv(self) -> str:
         """The table as CSV: plain numbers (accuracy as a share) for a spreadsheet to format."""
         return csv_text(self.headings, self.rows)

@@ -5,7 +5,6 @@ import streamlit as st
 import ui
 from mnist_core.charts import X_AXES, model_curves, training_curves
 from mnist_core.comparison import summarize, summary_table
-from mnist_core.models import KINDS
 
 ui.run_through_app_navigation()
 st.title("Compare models")
@@ -13,17 +12,11 @@ st.markdown(
     "Pick two or more saved models: how accurate, how big and how fast each one is, and how "
     "each learned, epoch by epoch or second by second."
 )
-entries = {entry.name: entry for entry in ui.registry().entries()}
-if not entries:
-    st.info("No saved model yet: train one on the Train page first.")
-    st.page_link("pages/train.py", label="Train a model", icon=":material/model_training:")
-    st.stop()
-
-newest = [next((name for name, e in entries.items() if e.kind == kind), None) for kind in KINDS]
+entries = ui.saved_models()
 names = st.multiselect(
     "Models to compare",
     list(entries),
-    [name for name in newest if name],
+    ui.newest_of_each_kind(entries),
     format_func=lambda name: entries[name].label,
     placeholder="Choose saved models",
 )

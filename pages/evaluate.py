@@ -6,7 +6,6 @@ import ui
 from mnist_core.charts import confusion_heatmap, per_digit_bars
 from mnist_core.data import NUM_CLASSES
 from mnist_core.evaluation import disagreements, mistakes
-from mnist_core.models import KINDS
 
 ui.run_through_app_navigation()
 st.title("Evaluate a model")
@@ -16,20 +15,15 @@ st.markdown(
 )
 data = ui.mnist()
 ui.data_banner(data)
-entries = {entry.label: entry for entry in ui.registry().entries()}
-if not entries:
-    st.info("No saved model yet: train one on the Train page first.")
-    st.page_link("pages/train.py", label="Train a model", icon=":material/model_training:")
-    st.stop()
-
-newest = [next((label for label, e in entries.items() if e.kind == kind), None) for kind in KINDS]
-labels = st.multiselect(
+entries = ui.saved_models()
+names = st.multiselect(
     "Models (one, or two to compare)",
     list(entries),
-    [label for label in newest if label],
+    ui.newest_of_each_kind(entries),
+    format_func=lambda name: entries[name].label,
     max_selections=2,
 )
-chosen = [entries[label] for label in labels]
+chosen = [entries[name] for name in names]
 results = {entry.name: ui.evaluation(entry) for entry in chosen}
 if not results:
     st.info("Pick a model above.")

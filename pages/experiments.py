@@ -144,9 +144,13 @@ shown = st.selectbox(
     "Results of", experiments, experiments.index(mine) if mine in experiments else 0
 )
 models = [entry for entry in reversed(entries) if entry.meta.get("experiment") == shown]
-results = summary_table([summarize(entry) for entry in models])
+results = summary_table([summarize(entry) for entry in models]).without("Experiment")
 ui.model_table(results, sortable=True)
-st.caption("Click a column's heading to sort by it.")
+st.caption(
+    "Click a column's heading to sort by it. Test loss is each model's own loss: "
+    "mean squared error is on a smaller scale than cross-entropy, so compare accuracy "
+    "across the two."
+)
 st.download_button(
     "Download the results (CSV)",
     results.csv(),

@@ -20,8 +20,7 @@ data = ui.mnist()
 ui.data_banner(data)
 entries = ui.entries_by_kind()
 if not any(entries.values()):
-    st.info("No saved model yet: train an ANN and a CNN on the Train page first.")
-    st.page_link("pages/train.py", label="Train a model", icon=":material/model_training:")
+    ui.ask_to_train("No saved model yet")
     st.stop()
 
 SOURCES = ["Your drawing", "A test digit"]
@@ -79,11 +78,6 @@ if image is None:
     st.stop()
 
 
-def no_model(kind: str) -> None:
-    st.info(f"No {kind.upper()} model to inspect: train one on the Train page.")
-    st.page_link("pages/train.py", label="Train a model", icon=":material/model_training:")
-
-
 ann, cnn = models["ann"], models["cnn"]
 saliency_tab, filters_tab, maps_tab, weights_tab, layers_tab = st.tabs(
     ["Saliency", "CNN filters", "CNN feature maps", "ANN weights", "Layers"]
@@ -98,7 +92,7 @@ with saliency_tab:
     for column, (kind, model) in zip(st.columns(len(KINDS)), models.items(), strict=True):
         with column:
             if model is None:
-                no_model(kind)
+                ui.ask_to_train(f"No {kind.upper()} model to inspect")
                 continue
             saliency = inspection.saliency(model, image)
             values = saliency.gradient_times_input if times_input else saliency.gradient
@@ -110,7 +104,7 @@ with saliency_tab:
     )
 with filters_tab:
     if cnn is None:
-        no_model("cnn")
+        ui.ask_to_train("No CNN model to inspect")
     else:
         kernels = inspection.first_conv_kernels(cnn)
         st.markdown(
@@ -125,7 +119,7 @@ with filters_tab:
         )
 with maps_tab:
     if cnn is None:
-        no_model("cnn")
+        ui.ask_to_train("No CNN model to inspect")
     else:
         st.markdown(
             "What each conv block (convolution, pooling, normalisation) makes of the digit: one "
@@ -150,7 +144,7 @@ with maps_tab:
             )
 with weights_tab:
     if ann is None:
-        no_model("ann")
+        ui.ask_to_train("No ANN model to inspect")
     else:
         units = inspection.strongest_units(ann, image)
         st.markdown(
@@ -168,7 +162,7 @@ with layers_tab:
     for column, (kind, model) in zip(st.columns(len(KINDS)), models.items(), strict=True):
         with column:
             if model is None:
-                no_model(kind)
+                ui.ask_to_train(f"No {kind.upper()} model to inspect")
                 continue
             rows = inspection.layer_table(model)
             st.subheader(f"{kind.upper()}: {model.count_params():,} parameters")

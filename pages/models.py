@@ -17,8 +17,7 @@ entries = {entry.name: entry for entry in registry.entries()}
 if notice := st.session_state.pop("models_notice", None):
     st.success(notice, icon=":material/check_circle:")
 if not entries:
-    st.info("No saved model yet: train one on the Train page first.")
-    st.page_link("pages/train.py", label="Train a model", icon=":material/model_training:")
+    ui.ask_to_train("No saved model yet")
     st.stop()
 
 summaries = {name: summarize(entry) for name, entry in entries.items()}

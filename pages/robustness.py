@@ -26,8 +26,7 @@ ui.data_banner(data)
 entries = ui.entries_by_kind()
 if missing := [kind for kind in KINDS if not entries[kind]]:
     names = " and ".join(kind.upper() for kind in missing)
-    st.info(f"No {names} model yet: train one on the Train page to compare the two networks.")
-    st.page_link("pages/train.py", label="Train a model", icon=":material/model_training:")
+    ui.ask_to_train(f"No {names} model yet")
     if len(missing) == len(KINDS):
         st.stop()
 

@@ -26,6 +26,20 @@ def isolated_dirs(tmp_path, monkeypatch):
     monkeypatch.delenv("MNIST_DATA", raising=False)
 
 
+@pytest.fixture
+def apptest_env(monkeypatch):
+    """For tests that run the app through AppTest (tests/apptest.py). AppTest runs the app in
+    this process, so the server-wide caches (``st.cache_resource``: the data, the models, the
+    training service) must start empty, and are emptied again after; and the data must be the
+    offline sample, whatever $MNIST_DATA says."""
+    import streamlit as st  # here: most test modules never load it
+
+    monkeypatch.setenv("MNIST_DATA", "sample")
+    st.cache_resource.clear()
+    yield
+    st.cache_resource.clear()
+
+
 @pytest.fixture(scope="session")
 def mnist_reference() -> str:
     """Where the tests' MNIST comes from: $MNIST_DATA as the session started, else "sample"."""

@@ -11,7 +11,6 @@ from pathlib import Path
 
 import pytest
 import streamlit as st
-from streamlit.testing.v1 import AppTest
 
 from mnist_core import registry as registry_module
 from mnist_core.charts import COLORS, model_curves, training_curves
@@ -26,8 +25,7 @@ from mnist_core.comparison import (
 from mnist_core.jobs import DEFAULT_TRAINING
 from mnist_core.models import AnnConfig, CnnConfig, config_to_dict
 from mnist_core.registry import ModelEntry, ModelNotFound, ModelRegistry
-
-APP = str(Path(__file__).resolve().parents[1] / "app.py")
+from tests.apptest import open_page, texts
 
 
 @pytest.fixture
@@ -285,7 +283,7 @@ def test_delete_removes_the_metadata_first_then_the_model(models, monkeypatch):
 
 
 @pytest.fixture(scope="module", autouse=True)
-def fresh_caches():
+def module_caches():
     """The server's resources, fresh for this module and shared by its tests: one training
     worker to start, not one per test."""
     st.cache_resource.clear()
@@ -298,23 +296,10 @@ def sample_data(monkeypatch):
     monkeypatch.setenv("MNIST_DATA", "sample")  # what the Draw page loads, if it loads data
 
 
-def open_page(page: str) -> AppTest:
-    app = AppTest.from_file(APP, default_timeout=60)
-    app.run()
-    app.switch_page(page).run()
-    assert not app.exception, app.exception
-    return app
-
-
-def texts(app) -> str:
-    kinds = ("markdown", "info", "warning", "error", "success", "caption")
-    return "\n".join(str(e.value) for kind in kinds for e in getattr(app, kind))
-
-
 @pytest.mark.parametrize("page", ["pages/compare.py", "pages/models.py"])
 def test_pages_without_models_say_to_train_first(page):
     app = open_page(page)
-    assert "No saved model yet: train one on the Train page first." in texts(app)
+    assert "No saved model yet: train one on the Train page." in texts(app)
     assert [link.proto.page for link in app.get("page_link")] == ["train"]
 
 

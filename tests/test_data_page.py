@@ -13,7 +13,7 @@ from streamlit.testing.v1 import AppTest
 from bench.browser import browser_missing
 from mnist_core.charts import class_count_bars, pixel_values
 from mnist_core.data import NUM_CLASSES, class_counts, indices_of, mean_images
-from tests.test_pages import APP
+from tests.apptest import open_page
 
 PER_PAGE = 40  # pages/data.py's page of digits
 WAIT = 60_000  # ms: a page's parts may come slowly on a busy machine
@@ -68,11 +68,7 @@ def test_the_charts(small_mnist):
 def data_page(monkeypatch, mnist_reference):
     monkeypatch.setenv("MNIST_DATA", mnist_reference)
     st.cache_resource.clear()
-    app = AppTest.from_file(APP, default_timeout=60)
-    app.run()
-    app.switch_page("pages/data.py").run()
-    assert not app.exception, app.exception
-    yield app
+    yield open_page("pages/data.py")
     st.cache_resource.clear()
 
 

@@ -1,41 +1,19 @@
 """The Experiments page: a preset from a link, run through the training worker, its results."""
 
 import re
-import time
+from functools import partial
 
 import pytest
-import streamlit as st
-from streamlit.testing.v1 import AppTest
 
 from bench.browser import browser_missing
 from mnist_core.registry import ModelRegistry
-from tests.test_pages import APP, texts
+from tests.apptest import open_page, texts, wait_for
 
 SMALL = {"preset": "ann-vs-cnn", "epochs": "1", "train_size": "1000"}
 
+pytestmark = pytest.mark.usefixtures("apptest_env")
 
-@pytest.fixture(autouse=True)
-def fresh_caches(monkeypatch):
-    monkeypatch.setenv("MNIST_DATA", "sample")
-    st.cache_resource.clear()
-    yield
-    st.cache_resource.clear()
-
-
-def wait_for(app: AppTest, condition, seconds: float = 180) -> None:
-    deadline = time.monotonic() + seconds
-    while not condition() and time.monotonic() < deadline:
-        time.sleep(1)
-        app.run()
-    assert condition(), texts(app)
-
-
-def open_experiments(**query) -> AppTest:
-    app = AppTest.from_file(APP, default_timeout=60)
-    app.query_params.update(query)
-    app.switch_page("pages/experiments.py").run()
-    assert not app.exception, app.exception
-    return app
+open_experiments = partial(open_page, "pages/experiments.py")
 
 
 def test_a_link_opens_its_preset_with_its_changes():
@@ -93,4 +71,4 @@ def test_a_teacher_hands_out_an_experiment_and_a_student_runs_it(app_server, pag
     with page.expect_download() as download:
         page.get_by_role("button", name="Download the results (CSV)").click()
     rows = download.value.path().read_text().splitlines()
-    assert rows[0].startswith("Model,Kind,Experiment,Test accuracy") and len(rows) == 3
+    assert rows[0].startswith("Model,Kind,Test accuracy") and len(rows) == 3

@@ -5,20 +5,17 @@ from __future__ import annotations
 
 import re
 import shutil
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 import pytest
-import streamlit as st
-from streamlit.testing.v1 import AppTest
 
 from bench.browser import browser_missing, draw, open_draw_page, predictions, settle
 from bench.synthetic_digits import DIGITS
 from mnist_core import inspection
 from mnist_core.models import CnnConfig, build_model, to_input
-
-ROOT = Path(__file__).resolve().parents[1]
-APP = str(ROOT / "app.py")
+from tests.apptest import open_page, texts
 
 
 def load(directory: Path, kind: str):
@@ -204,25 +201,7 @@ def test_the_charts_show_every_image(cnn, digits):
 # --- the page, through AppTest --------------------------------------------------------
 
 
-@pytest.fixture
-def fresh_caches(monkeypatch):
-    monkeypatch.setenv("MNIST_DATA", "sample")
-    st.cache_resource.clear()
-    yield
-    st.cache_resource.clear()
-
-
-def open_inspect() -> AppTest:
-    app = AppTest.from_file(APP, default_timeout=60)
-    app.run()
-    app.switch_page("pages/inspect.py").run()
-    assert not app.exception, app.exception
-    return app
-
-
-def said(app) -> str:
-    kinds = ("markdown", "info", "warning", "error", "caption", "subheader")
-    return "\n".join(str(e.value) for kind in kinds for e in getattr(app, kind))
+open_inspect = partial(open_page, "pages/inspect.py")
 
 
 def chart_titles(app) -> list[str]:
@@ -234,13 +213,13 @@ def chart_titles(app) -> list[str]:
     ]
 
 
-def test_page_without_models_says_to_train_first(fresh_caches):
+def test_page_without_models_says_to_train_first(apptest_env):
     app = open_inspect()
-    assert "No saved model yet: train an ANN and a CNN on the Train page first." in said(app)
+    assert "No saved model yet: train one on the Train page." in texts(app)
     assert not app.get("plotly_chart") and not app.tabs
 
 
-def test_page_on_a_test_digit_then_asks_for_a_drawing(fresh_caches, trained_models, monkeypatch):
+def test_page_on_a_test_digit_then_asks_for_a_drawing(apptest_env, trained_models, monkeypatch):
     from mnist_core.data import load_mnist
 
     labels = load_mnist("sample").y_test
@@ -270,7 +249,7 @@ def test_page_on_a_test_digit_then_asks_for_a_drawing(fresh_caches, trained_mode
     for table, kind in zip(tables, ["ann", "cnn"], strict=True):
         model = load(trained_models, kind)
         assert table.value["Parameters"].sum() == model.count_params()
-        assert f"{kind.upper()}: {model.count_params():,} parameters" in said(app)
+        assert f"{kind.upper()}: {model.count_params():,} parameters" in texts(app)
 
     app.selectbox(key="inspect_random_digit").set_value(4).run()
     next(b for b in app.button if b.label == "Pick at random").click().run()
@@ -281,18 +260,18 @@ def test_page_on_a_test_digit_then_asks_for_a_drawing(fresh_caches, trained_mode
     assert len(app.get("plotly_chart")) == 7
 
     app.segmented_control(key="inspect_source").set_value("Your drawing").run()
-    assert "No drawing yet: draw a digit on the Draw page, then come back." in said(app)
+    assert "No drawing yet: draw a digit on the Draw page, then come back." in texts(app)
     assert not app.get("plotly_chart") and not app.tabs
 
 
 def test_page_with_an_ann_only_says_what_is_missing(
-    fresh_caches, trained_models, tmp_path, monkeypatch
+    apptest_env, trained_models, tmp_path, monkeypatch
 ):
     models = tmp_path / "ann-only"
     shutil.copytree(trained_models, models, ignore=shutil.ignore_patterns("cnn-*"))
     monkeypatch.setenv("MNIST_MODELS_DIR", str(models))
     app = open_inspect()
-    assert "No CNN model to inspect: train one on the Train page." in said(app)
+    assert "No CNN model to inspect: train one on the Train page." in texts(app)
     titles = chart_titles(app)  # the ANN's saliency and weights
     assert len(titles) == 2 and titles[0].startswith("ANN reads"), titles
     assert len(app.dataframe) == 1

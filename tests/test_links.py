@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from functools import partial
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -15,7 +16,7 @@ from bench.browser import browser_missing
 from mnist_core.jobs import default_job
 from mnist_core.links import PARAMETERS, job_from_query, job_settings, link, query_from_job
 from mnist_core.models import KINDS
-from tests.test_pages import APP, texts
+from tests.apptest import open_page, texts
 
 NON_DEFAULT = {
     "ann": default_job(
@@ -166,16 +167,7 @@ def app_resources(mnist_reference):
 @pytest.fixture
 def train_page(app_resources, monkeypatch, mnist_reference):
     monkeypatch.setenv("MNIST_DATA", mnist_reference)
-
-    def open_with(**query) -> AppTest:
-        app = AppTest.from_file(APP, default_timeout=60)
-        app.query_params.update(query)
-        app.run()
-        app.switch_page("pages/train.py").run()
-        assert not app.exception, app.exception
-        return app
-
-    return open_with
+    return partial(open_page, "pages/train.py")
 
 
 def form_values(app: AppTest) -> dict[str, object]:

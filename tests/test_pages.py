@@ -3,48 +3,21 @@
 import ast
 import gc
 import io
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
-import streamlit as st
 from PIL import Image
-from streamlit.testing.v1 import AppTest
 
 from bench.synthetic_digits import DIGITS, render
 from mnist_core.jobs import TrainingConfig, TrainingJob
 from mnist_core.models import AnnConfig, CnnConfig
 from mnist_core.training import train
+from tests.apptest import open_page, texts, wait_for
 
 ROOT = Path(__file__).resolve().parents[1]
-APP = str(ROOT / "app.py")
 
-
-@pytest.fixture(autouse=True)
-def fresh_caches(monkeypatch):
-    monkeypatch.setenv("MNIST_DATA", "sample")
-    st.cache_resource.clear()  # the data and models are cached per server process
-    yield
-    st.cache_resource.clear()
-
-
-def open_page(page=None) -> AppTest:
-    app = AppTest.from_file(APP, default_timeout=60)
-    app.run()
-    if page:
-        app.switch_page(page).run()
-    assert not app.exception, app.exception
-    return app
-
-
-def texts(app) -> str:
-    parts = [
-        e.value
-        for kind in ("markdown", "info", "warning", "error", "success", "caption")
-        for e in getattr(app, kind)
-    ]
-    return "\n".join(str(p) for p in parts)
+pytestmark = pytest.mark.usefixtures("apptest_env")
 
 
 def test_home_says_where_the_data_came_from():
@@ -72,10 +45,7 @@ def test_train_page_trains_and_shows_the_result():
     next(s for s in app.slider if s.label == "Training images").set_value(1000)
     next(b for b in app.button if b.label == "Start training").click()
     app.run()
-    deadline = time.monotonic() + 120
-    while "saved as" not in texts(app) and time.monotonic() < deadline:
-        time.sleep(1)
-        app.run()
+    wait_for(app, lambda: "saved as" in texts(app), 120)
     assert "ANN saved as" in texts(app) and "test accuracy" in texts(app)
     assert len(app.get("plotly_chart")) == 2
 
@@ -218,7 +188,7 @@ def test_the_private_streamlit_names_ui_relies_on_are_there():
 
 def test_evaluate_page_without_models_says_to_train_first():
     app = open_page("pages/evaluate.py")
-    assert "No saved model yet: train one on the Train page first." in texts(app)
+    assert "No saved model yet: train one on the Train page." in texts(app)
 
 
 def test_evaluate_page_compares_the_newest_ann_and_cnn(

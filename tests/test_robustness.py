@@ -5,13 +5,10 @@ from __future__ import annotations
 
 import re
 from functools import partial
-from pathlib import Path
 
 import numpy as np
 import pytest
-import streamlit as st
 from scipy import ndimage
-from streamlit.testing.v1 import AppTest
 
 from bench.browser import browser_missing, draw, open_draw_page, predictions, settle
 from bench.synthetic_digits import DIGITS, render
@@ -31,9 +28,8 @@ from mnist_core.robustness import (
     move,
     reading,
 )
+from tests.apptest import open_page, texts
 
-ROOT = Path(__file__).resolve().parents[1]
-APP = str(ROOT / "app.py")
 FEW = 200  # test digits the model tests measure on: enough to tell, fast
 
 
@@ -207,39 +203,22 @@ def test_the_chart_has_a_panel_per_perturbation_and_both_models_on_each():
 # --- the page's logic (AppTest) --------------------------------------------------------------
 
 
-@pytest.fixture
-def fresh_caches(monkeypatch):
-    monkeypatch.setenv("MNIST_DATA", "sample")
-    st.cache_resource.clear()  # the data, models and measurements are cached per server
-    yield
-    st.cache_resource.clear()
-
-
-def open_robustness_page() -> AppTest:
-    app = AppTest.from_file(APP, default_timeout=120)
-    app.run()
-    app.switch_page("pages/robustness.py").run()
-    assert not app.exception, app.exception
-    return app
-
-
-def texts(app) -> str:
-    kinds = ("markdown", "info", "warning", "error", "success", "caption", "subheader")
-    return "\n".join(str(e.value) for kind in kinds for e in getattr(app, kind))
+# Measuring both models on the page's test digits takes a while: a longer run timeout.
+open_robustness_page = partial(open_page, "pages/robustness.py", timeout=120)
 
 
 def a_drawing(digit: int):
     return preprocess_ink(render(DIGITS[digit])[..., 0] / 255)
 
 
-def test_page_without_models_says_to_train_first(fresh_caches):
+def test_page_without_models_says_to_train_first(apptest_env):
     app = open_robustness_page()
     assert "No ANN and CNN model yet: train one on the Train page" in texts(app)
     assert [link.proto.page for link in app.get("page_link")] == ["train"]
     assert not app.get("plotly_chart")
 
 
-def test_page_measures_both_models_and_moves_the_drawing(fresh_caches, trained_models, monkeypatch):
+def test_page_measures_both_models_and_moves_the_drawing(apptest_env, trained_models, monkeypatch):
     import ui
 
     monkeypatch.setenv("MNIST_MODELS_DIR", str(trained_models))
