@@ -112,6 +112,36 @@ def test_blank_canvas_gives_no_prediction_and_a_hint(app_server, page):
     assert page.get_by_text(re.compile(r"(ANN|CNN) predicts")).count() == 0
 
 
+PAGES = {  # the sidebar's label -> the page's url path and title
+    "Home": ("", "MNIST live: dense net vs convnet"),
+    "Train": ("train", "Train a network"),
+    "Draw": ("draw", "Draw a digit"),
+    "Compare": ("compare", "Compare models"),
+    "Evaluate": ("evaluate", "Evaluate a model"),
+    "Robustness": ("robustness", "Robustness: moved, turned, blurred digits"),
+    "Inspect": ("inspect", "Inspect the networks"),
+    "Experiments": ("experiments", "Experiments"),
+    "Data": ("data", "The data: MNIST"),
+    "Models": ("models", "Saved models"),
+}
+
+
+def test_every_page_opens_from_its_url_and_from_the_sidebar(app_server, page):
+    expect = playwright.expect
+    title = page.get_by_role("heading", level=1)
+    links = page.get_by_test_id("stSidebarNav").get_by_role("link")
+    for path, heading in PAGES.values():
+        page.goto(f"{app_server}/{path}")
+        expect(title).to_have_text(heading, timeout=60_000)
+        expect(links).to_have_count(len(PAGES))
+        assert page.get_by_test_id("stException").count() == 0, path
+    for label, (path, heading) in PAGES.items():  # one session, page to page, as in a class
+        links.filter(has_text=label).click()
+        expect(title).to_have_text(heading, timeout=60_000)
+        expect(page).to_have_url(f"{app_server}/{path}")
+        assert page.get_by_test_id("stException").count() == 0, path
+
+
 def test_a_class_gets_no_developer_menu(app_server, page):
     page.goto(f"{app_server}/train")
     page.get_by_role("button", name="Start training").wait_for(timeout=60_000)
