@@ -67,8 +67,11 @@ def test_a_teacher_hands_out_an_experiment_and_a_student_runs_it(app_server, pag
     expect(
         page.get_by_text(re.compile(r"^Experiment ann-vs-cnn-\S+ finished: 2 models"))
     ).to_be_visible(timeout=180_000)
-    expect(page.get_by_test_id("stPlotlyChart")).to_have_count(4)  # live and results curves
+    # The run's end reruns the whole page, which then shows the results under the live curves.
+    csv_button = page.get_by_role("button", name="Download the results (CSV)")
+    expect(csv_button).to_be_visible(timeout=60_000)
+    expect(page.get_by_test_id("stPlotlyChart")).to_have_count(4, timeout=60_000)
     with page.expect_download() as download:
-        page.get_by_role("button", name="Download the results (CSV)").click()
+        csv_button.click()
     rows = download.value.path().read_text().splitlines()
     assert rows[0].startswith("Model,Kind,Test accuracy") and len(rows) == 3
