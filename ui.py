@@ -126,6 +126,20 @@ def saved_models() -> dict[str, ModelEntry]:
     return entries
 
 
+def saved_models_choice(label: str, **options) -> list[ModelEntry]:
+    """A multiselect of every saved model (the newest ANN and CNN chosen at first) and the
+    chosen ones; with no saved model, the page says to train one and stops."""
+    entries = saved_models()
+    names = st.multiselect(
+        label,
+        list(entries),
+        newest_of_each_kind(entries),
+        format_func=lambda name: entries[name].label,
+        **options,
+    )
+    return [entries[name] for name in names]
+
+
 def newest_of_each_kind(entries: dict[str, ModelEntry]) -> list[str]:
     """The names of the newest ANN and the newest CNN among ``entries`` (newest first)."""
     newest = {}

@@ -12,21 +12,13 @@ st.markdown(
     "Pick two or more saved models: how accurate, how big and how fast each one is, and how "
     "each learned, epoch by epoch or second by second."
 )
-entries = ui.saved_models()
-names = st.multiselect(
-    "Models to compare",
-    list(entries),
-    ui.newest_of_each_kind(entries),
-    format_func=lambda name: entries[name].label,
-    placeholder="Choose saved models",
-)
-if not names:
+chosen = ui.saved_models_choice("Models to compare", placeholder="Choose saved models")
+if not chosen:
     st.info("Pick two or more models above.")
     st.stop()
-if len(names) == 1:
+if len(chosen) == 1:
     st.info("Pick two or more models above to compare them; here is the one picked.")
 
-chosen = [entries[name] for name in names]
 table = summary_table([summarize(entry) for entry in chosen])
 ui.model_table(table)
 st.download_button(

@@ -15,15 +15,7 @@ st.markdown(
 )
 data = ui.mnist()
 ui.data_banner(data)
-entries = ui.saved_models()
-names = st.multiselect(
-    "Models (one, or two to compare)",
-    list(entries),
-    ui.newest_of_each_kind(entries),
-    format_func=lambda name: entries[name].label,
-    max_selections=2,
-)
-chosen = [entries[name] for name in names]
+chosen = ui.saved_models_choice("Models (one, or two to compare)", max_selections=2)
 results = {entry.name: ui.evaluation(entry) for entry in chosen}
 if not results:
     st.info("Pick a model above.")
