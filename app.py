@@ -9,7 +9,8 @@ import ui
 
 st.set_page_config(page_title="MNIST live: ANN vs CNN", page_icon=":material/draw:", layout="wide")
 ui.keep_keras_state_between_runs()  # served models stay fast: Streamlit would reset Keras
-ui.training_service().start_worker()  # TensorFlow loads in the worker now, not at first Start
+ui.training_queue().start_workers()  # TensorFlow loads in the workers now, not at first Start
+ui.remember_this_browser()  # its runs and models stay its own across reconnects and restarts
 
 
 def page(name: str, title: str, icon: str, **options) -> st.Page:
@@ -37,4 +38,6 @@ pages = {
         page("models", "Models", "inventory_2"),
     ],
 }
-st.navigation(pages).run()
+navigation = st.navigation(pages)
+ui.teacher_controls()
+navigation.run()

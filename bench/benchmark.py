@@ -50,7 +50,7 @@ from mnist_core.models import KINDS, build_ann, to_input
 from mnist_core.preprocessing import BRUSH_SIZE, preprocess_canvas
 from mnist_core.registry import ModelRegistry
 from mnist_core.training import evaluation_batches, split_data, train, training_batches
-from mnist_core.worker import TrainingService
+from mnist_core.training_queue import LocalTrainingQueue, Requester
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -190,12 +190,13 @@ def overhead(data, job_changes, repeats):
     """
     untimed_cleanup()
     job = default_job("ann", **job_changes)
-    service = TrainingService()
     app_seconds, plain_seconds = [], []
     with tempfile.TemporaryDirectory() as models_dir:
+        queue = LocalTrainingQueue(Path(models_dir))
         for _ in range(repeats):
-            run = service.start([replace(job, models_dir=models_dir, data_path=data.reference)])
-            while run.active:
+            job = replace(job, models_dir=models_dir, data_path=data.reference)
+            run = queue.submit([job], Requester("benchmark", teacher=True))
+            while not run.state.ended:
                 time.sleep(0.2)
             state = run.state
             if state.status != "finished":
@@ -203,8 +204,8 @@ def overhead(data, job_changes, repeats):
             app_seconds.append(state.saved[0].train_seconds)
             keras.utils.set_random_seed(0)
             plain_seconds.append(plain_fit(build_ann(job.model), data, job, app_pipeline=True))
-    worker_peak = peak_rss_mb(service.worker_pid)
-    service.shutdown()
+        worker_peak = peak_rss_mb(queue.worker_pids[0])
+        queue.shutdown()
     return min(app_seconds), min(plain_seconds), worker_peak
 
 

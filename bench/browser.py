@@ -68,16 +68,20 @@ def _healthy(url: str) -> bool:
 
 @contextmanager
 def running_app(
-    models_dir: str, data_reference: str, env: dict[str, str] | None = None, timeout: float = 60
+    models_dir: str,
+    data_reference: str,
+    env: dict[str, str] | None = None,
+    timeout: float = 60,
+    port: int | None = None,
 ):
-    """``streamlit run app.py`` on a free port, with its models in ``models_dir`` and its
-    MNIST from ``data_reference`` (a path or "sample"), plus any ``env``; yields
-    (url, server process) once it answers its health check.
+    """``streamlit run app.py`` on ``port`` (default: a free one), with its models in
+    ``models_dir`` and its MNIST from ``data_reference`` (a path or "sample"), plus any
+    ``env``; yields (url, server process) once it answers its health check.
 
     Raises AppNotServing, with the end of the server's output, if it exits first or is
     not healthy within ``timeout`` seconds. The server's settings are .streamlit/config.toml's.
     """
-    port = _free_port()
+    port = port or _free_port()
     env = {
         **os.environ,
         "MNIST_MODELS_DIR": str(models_dir),
@@ -313,3 +317,14 @@ def train_on_page(page, url: str, kind: str) -> tuple[float, float, float]:
     seconds_to_result = time.perf_counter() - started
     shown = re.search(r"test accuracy ([\d.]+)% after .* in (\d+) s", result.inner_text())
     return float(shown[1]) / 100, float(shown[2]), seconds_to_result
+
+
+def unlock_teacher(page, passphrase: str) -> None:
+    """Type ``passphrase`` into the sidebar's Teacher panel (opening it first), unlock, and
+    return once the teacher's controls show."""
+    sidebar = page.get_by_test_id("stSidebar")
+    field = sidebar.get_by_label("Passphrase")
+    if not field.is_visible():
+        sidebar.get_by_text("Teacher", exact=True).click()
+    field.fill(passphrase)
+    sidebar.get_by_role("button", name="Unlock").click()

@@ -17,6 +17,7 @@ from .data import NUM_CLASSES
 from .protocol import CurvePoint, RunState
 from .registry import ModelEntry
 from .robustness import Robustness
+from .text import plotly_literal
 
 COLORS = {"ann": "#1f77b4", "cnn": "#d62728"}
 SPARE_COLORS = ("#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf")
@@ -88,7 +89,7 @@ def training_curves(
             x=[getattr(p, x_field) for p in curves.epochs],
             y=[getattr(p, f"val_{metric}") for p in curves.epochs],
             mode="lines+markers",
-            name=curves.label,
+            name=plotly_literal(curves.label),
             opacity=0.35,
             line={"color": COLORS[curves.kind], "dash": "dot"},
             marker={"size": 6},
@@ -98,14 +99,14 @@ def training_curves(
             x=[getattr(p, x_field) for p in curves.batches],
             y=[getattr(p, metric) for p in curves.batches],
             mode="lines",
-            name=f"{curves.label} training",
+            name=f"{plotly_literal(curves.label)} training",
             line={"color": color},
         )
         figure.add_scatter(
             x=[getattr(p, x_field) for p in curves.epochs],
             y=[getattr(p, f"val_{metric}") for p in curves.epochs],
             mode="lines+markers",
-            name=f"{curves.label} validation",
+            name=f"{plotly_literal(curves.label)} validation",
             line={"color": color, "dash": "dot"},
             marker={"size": 9},
         )
@@ -164,7 +165,7 @@ def confusion_heatmap(confusion: np.ndarray, title: str, by_row: bool = False) -
         )
     )
     figure.update_layout(
-        title=title,
+        title=plotly_literal(title),
         height=420,
         margin={"l": 10, "r": 10, "t": 40, "b": 10},
         xaxis_title="predicted digit",
@@ -183,7 +184,7 @@ def per_digit_bars(accuracies: dict[str, tuple[str, np.ndarray]]) -> go.Figure:
         figure.add_bar(
             x=DIGITS,
             y=values,
-            name=label,
+            name=plotly_literal(label),
             marker_color=color,
             text=[f"{v:.1%}" for v in values],
             textposition="outside",
@@ -302,7 +303,7 @@ def pixel_values(image: np.ndarray, title: str) -> go.Figure:
         )
     )
     figure.update_layout(
-        title=title,
+        title=plotly_literal(title),
         height=820,
         margin={"l": 10, "r": 10, "t": 70, "b": 10},
         xaxis={"side": "top", "constrain": "domain"},
@@ -400,7 +401,7 @@ def saliency_heatmap(values: np.ndarray, image: np.ndarray, title: str) -> go.Fi
         hoverinfo="skip",
     )
     figure.update_layout(
-        title={"text": title, "font": {"size": 20}},
+        title={"text": plotly_literal(title), "font": {"size": 20}},
         height=420,
         margin={"l": 0, "r": 0, "t": 50, "b": 0},
         xaxis={"visible": False, "constrain": "domain"},

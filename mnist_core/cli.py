@@ -65,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _train(args) -> int:
-    from .jobs import default_job
+    from .jobs import default_job, validation_count
 
     job = default_job(
         args.model,
@@ -82,6 +82,7 @@ def _train(args) -> int:
     with warnings.catch_warnings(record=True):
         data = load_mnist(args.data)
     print(f"data: {data.description}", file=sys.stderr)
+    job.check(len(data.y_train) - validation_count(data, job.training))  # e.g. the batch size
     from .training import train  # TensorFlow: imported only once the arguments are sound
 
     stop = _stop_on_first_ctrl_c()

@@ -255,6 +255,8 @@ def _validate(arrays: dict[str, np.ndarray], source: Path) -> None:
             )
         if y.ndim != 1 or len(y) != len(x):
             raise DataError(f"{source}: y_{part} has shape {y.shape}, expected ({len(x)},)")
+        if not np.issubdtype(y.dtype, np.integer):  # 3.7 would pass as a 3
+            raise DataError(f"{source}: y_{part} labels should be whole numbers, got {y.dtype}")
         if len(y) and (y.min() < 0 or y.max() >= NUM_CLASSES):
             raise DataError(f"{source}: y_{part} labels outside 0-9 ({y.min()}..{y.max()})")
         if len(y) == 0:

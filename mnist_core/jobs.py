@@ -6,6 +6,7 @@ jobs instantly; ``training.py`` runs them.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, fields, replace
 
@@ -30,13 +31,19 @@ class TrainingConfig:
             raise ValueError(f"epochs must be 1-1000, got {self.epochs}")
         if not 1 <= self.batch_size <= 8192:
             raise ValueError(f"batch size must be 1-8192, got {self.batch_size}")
-        if self.time_budget is not None and self.time_budget <= 0:
+        if self.time_budget is not None and not 0 < self.time_budget < math.inf:  # NaN too
             raise ValueError(f"time budget must be positive seconds, got {self.time_budget}")
         too_many = available is not None and (self.train_size or 0) > available
         if self.train_size is not None and (self.train_size < 100 or too_many):
             upper = f" and at most {available:,}" if available is not None else ""
             raise ValueError(
                 f"training-set size must be at least 100{upper} images, got {self.train_size:,}"
+            )
+        images = self.train_size or available
+        if images is not None and self.batch_size > images:
+            raise ValueError(
+                f"batch size {self.batch_size:,} is larger than the training set of "
+                f"{images:,} images: choose a batch of at most {images:,}"
             )
 
 
@@ -50,15 +57,21 @@ class TrainingJob:
     data_path: str | None = None
     models_dir: str | None = None
     experiment: str | None = None  # the sweep it belongs to: a tag saved with the model
+    owner: str | None = None  # who asked for it (``Requester.owner``): saved with the model
 
     @property
     def kind(self) -> str:
         return self.model.kind
 
     def check(self, available: int | None = None) -> None:
-        """Raise ``ValueError`` with a specific reason for impossible hyper-parameters."""
-        validate(self.model)
+        """Raise ``ValueError`` with a specific reason for impossible hyper-parameters or a
+        name no model can be saved under (before training, not after it)."""
+        from .registry import sanitize_name  # the registry's records import this module
+
+        validate(self.model, self.training.batch_size)
         self.training.check(available)
+        if self.name is not None:
+            sanitize_name(self.name)
 
     def to_dict(self) -> dict:
         return {**asdict(self), "model": config_to_dict(self.model)}

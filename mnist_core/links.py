@@ -29,10 +29,11 @@ SHORT_NAMES = {
     "dense_units": "dense",
     "output_activation": "output",
 }
-# Where the server reads data and writes models: never a visitor's choice.
-SERVER_FIELDS = frozenset({"data_path", "models_dir"})
+# Where the server reads data and writes models, and who asked: never a visitor's choice.
+SERVER_FIELDS = frozenset({"data_path", "models_dir", "owner"})
 KIND = "kind"
 TRUE, FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
+MAX_SHOWN = 40  # characters of a bad name or value repeated in a message: enough to know it
 
 
 @dataclass(frozen=True)
@@ -117,30 +118,28 @@ def job_from_query(
     wanted = values.pop(KIND, None)
     if base is None:
         if wanted is not None and wanted not in KINDS:
-            problems.append(f"{KIND}={wanted!r} ignored: must be one of {', '.join(KINDS)}")
+            problems.append(_ignored(KIND, wanted, f"must be one of {', '.join(KINDS)}"))
             wanted = None
         base = default_job(wanted or kind)
     elif wanted is not None and wanted != base.kind:
-        problems.append(
-            f"{KIND}={wanted!r} ignored: these settings are for the {base.kind.upper()}"
-        )
+        problems.append(_ignored(KIND, wanted, f"these settings are for the {base.kind.upper()}"))
 
     parsed: dict[str, object] = {}
     for name, text in values.items():
         parameter = PARAMETERS.get(name)
         if parameter is None:
             if name not in other_parameters:
-                problems.append(f"{name}={text!r} ignored: not a setting ({', '.join(PARAMETERS)})")
+                problems.append(_ignored(name, text, f"not a setting ({', '.join(PARAMETERS)})"))
         elif base.kind not in parameter.kinds:
             owner = "/".join(k.upper() for k in parameter.kinds)
             problems.append(
-                f"{name}={text!r} ignored: a setting of the {owner}, not the {base.kind.upper()}"
+                _ignored(name, text, f"a setting of the {owner}, not the {base.kind.upper()}")
             )
         else:
             try:
                 parsed[name] = _parse(text, parameter.type)
             except ValueError as error:
-                problems.append(f"{name}={text!r} ignored: {error}")
+                problems.append(_ignored(name, text, str(error)))
 
     # Some checks tie two settings (a tanh output needs the mse loss), so a value refused
     # before another one applied is tried again until nothing more applies.
@@ -158,8 +157,18 @@ def job_from_query(
             break
         else:
             break
-    problems += [f"{name}={values[name]!r} ignored: {reason}" for name, reason in refused.items()]
+    problems += [_ignored(name, values[name], reason) for name, reason in refused.items()]
     return job, problems
+
+
+def _ignored(name: str, text: str, reason: str) -> str:
+    """The message for a parameter skipped for ``reason``, each part cut short: a link can
+    carry thousands of characters, and the page shows every message."""
+    return f"{_cut(name)}={_cut(text)!r} ignored: {_cut(reason, 4 * MAX_SHOWN)}"
+
+
+def _cut(text: str, length: int = MAX_SHOWN) -> str:
+    return text if len(text) <= length else f"{text[: length - 1]}…"
 
 
 def _value(job: TrainingJob, parameter: Parameter):

@@ -26,6 +26,18 @@ ACTIVATIONS = ("relu", "gelu", "tanh", "sigmoid")
 OUTPUT_ACTIVATIONS = ("softmax", "sigmoid", "tanh")
 LOSSES = ("crossentropy", "mse")  # mse: mean squared error against one-hot digits
 POOLINGS = ("max", "average")
+MAX_LAYER_SIZE = 4096  # units or filters in one layer
+# Up to 1000, so that a class can see a far too high rate make the loss NaN (training stops
+# the run and says so); 0 and below cannot learn at all.
+MAX_LEARNING_RATE = 1000.0
+# Saved with Adam's state (12 bytes a parameter), the largest network then fits the 100 MB a
+# model upload may have (registry.MAX_MODEL_BYTES): each model trained here can come back.
+MAX_PARAMETERS = 8_000_000
+# What training may take: the weights four times over (with their gradients and Adam's two
+# moving averages), and each image's layer outputs three times over (kept for the backward
+# pass, with their gradients and the dropout and pooling masks) for a whole batch.
+MAX_TRAINING_BYTES = 2 * 2**30
+DEFAULT_BATCH = 128  # the batch the memory check assumes when it is not told the job's
 
 
 @dataclass(frozen=True)
@@ -70,17 +82,23 @@ CONFIGS = {"ann": AnnConfig, "cnn": CnnConfig}
 KINDS = tuple(CONFIGS)  # ("ann", "cnn"): the two networks the app compares, in that order
 
 
-def validate(config: ModelConfig) -> None:
-    """Raise ``ValueError`` with a specific reason for impossible hyper-parameters."""
+def validate(config: ModelConfig, batch_size: int = DEFAULT_BATCH) -> None:
+    """Raise ``ValueError`` with a specific reason for impossible hyper-parameters, among
+    them a network too big to train in memory with ``batch_size`` images a batch: refused
+    here, in a second, rather than after TensorFlow has filled the server's memory."""
     layers = config.hidden_units if config.kind == "ann" else config.filters
-    if not layers or any(not 1 <= n <= 4096 for n in layers):
-        raise ValueError(f"layer sizes must be 1-4096 units/filters each, got {list(layers)}")
+    if not layers or any(not 1 <= n <= MAX_LAYER_SIZE for n in layers):
+        raise ValueError(
+            f"layer sizes must be 1-{MAX_LAYER_SIZE} units/filters each, got {list(layers)}"
+        )
     if not 0.0 <= config.dropout < 1.0:
         raise ValueError(f"dropout must be in [0, 1), got {config.dropout}")
     if config.optimizer not in OPTIMIZERS:
         raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {config.optimizer!r}")
-    if not 0.0 < config.learning_rate <= 1.0:
-        raise ValueError(f"learning rate must be in (0, 1], got {config.learning_rate}")
+    if not 0.0 < config.learning_rate <= MAX_LEARNING_RATE:
+        raise ValueError(
+            f"learning rate must be in (0, {MAX_LEARNING_RATE:g}], got {config.learning_rate}"
+        )
     if config.output_activation not in OUTPUT_ACTIVATIONS:
         raise ValueError(
             f"output activation must be one of {OUTPUT_ACTIVATIONS}, "
@@ -106,8 +124,56 @@ def validate(config: ModelConfig) -> None:
             raise ValueError(
                 "at most 4 conv blocks fit a 28x28 image (each halves it: 14, 7, 3, 1)"
             )
-        if not 0 <= config.dense_units <= 4096:
-            raise ValueError(f"dense units must be 0-4096, got {config.dense_units}")
+        if not 0 <= config.dense_units <= MAX_LAYER_SIZE:
+            raise ValueError(f"dense units must be 0-{MAX_LAYER_SIZE}, got {config.dense_units}")
+    parameters = parameter_count(config)
+    if parameters > MAX_PARAMETERS:
+        raise ValueError(
+            f"this network has {parameters:,} parameters; the limit is {MAX_PARAMETERS:,}: "
+            "use fewer or smaller layers"
+        )
+    needed = 4 * (4 * parameters + 3 * batch_size * _outputs_per_image(config))
+    if needed > MAX_TRAINING_BYTES:
+        raise ValueError(
+            f"training this network with batches of {batch_size} would take about "
+            f"{needed / 2**30:.1f} GB of memory; the limit is {MAX_TRAINING_BYTES / 2**30:g} GB: "
+            "use smaller layers or a smaller batch"
+        )
+
+
+def parameter_count(config: ModelConfig) -> int:
+    """How many numbers ``build_model(config)`` holds (Keras's ``count_params``), worked out
+    from the config alone: no TensorFlow, so it can refuse a huge network instantly."""
+    count, inputs = 0, IMAGE_SIZE * IMAGE_SIZE
+    if config.kind == "ann":
+        widths = config.hidden_units
+    else:
+        side, channels = IMAGE_SIZE, 1
+        for filters in config.filters:
+            count += (config.kernel_size**2 * channels + 1) * filters
+            count += 4 * filters if config.batch_norm else 0  # scale, shift, mean, variance
+            side, channels = side // 2, filters
+        inputs = side * side * channels
+        widths = (config.dense_units,) if config.dense_units else ()
+    for width in (*widths, NUM_CLASSES):
+        count += (inputs + 1) * width
+        inputs = width
+    return count
+
+
+def _outputs_per_image(config: ModelConfig) -> int:
+    """How many numbers one image's pass through the layers makes (each layer's output)."""
+    pixels = IMAGE_SIZE * IMAGE_SIZE
+    count = pixels * (1 + 3 * config.augment)  # the input, and each augmentation's
+    if config.kind == "ann":
+        return count + 2 * pixels + 2 * sum(config.hidden_units) + NUM_CLASSES  # + dropouts
+    side, channels = IMAGE_SIZE, 1
+    for filters in config.filters:
+        count += side * side * filters  # the convolution
+        side, channels = side // 2, filters
+        count += side * side * filters * (1 + config.batch_norm)  # the pooling, its norm
+    flat = side * side * channels
+    return count + 2 * flat + 2 * config.dense_units + NUM_CLASSES
 
 
 def parse_layer_sizes(text: str) -> tuple[int, ...]:

@@ -36,11 +36,15 @@ MNIST_STROKE = 2.8
 PEN_WIDTH = 2.2
 WORK_SIZE = 64  # the crop is thinned and re-drawn at this size: fast, and fine enough
 MIN_SPAN_IN_STROKES = 2.0  # a drawing less than two brush widths long is a dot, not a digit
+# Drawn digits cover at most a third of the canvas, even with the fattest brush (measured on
+# bench/synthetic_digits.py's drawings); ink over more of it is a fill or a scribble.
+MAX_INK_SHARE = 0.45
 
 MAX_UPLOAD_BYTES = 10 * 1024 * 1024
 MAX_PIXELS = 50_000_000  # a 50-megapixel phone photo; more is likely a decompression bomb
 PHOTO_SIDE = 512  # photos are read at most this large: enough for a digit, and fast
 MIN_CONTRAST = 0.1  # ink must differ from the paper by a tenth of the grey scale
+PHOTO_FORMATS = "PNG, JPEG, WebP, BMP or GIF"  # what the Draw page's upload accepts
 
 
 class ImageError(ValueError):
@@ -80,10 +84,14 @@ def is_blank(ink: np.ndarray) -> bool:
 def preprocess_canvas(rgba: np.ndarray, redraw_strokes: bool = True) -> Preprocessed | None:
     """Canvas RGBA -> MNIST-like 28x28 input; ``None`` if the canvas is blank.
 
-    Raises ``ImageError`` for ink that is no digit (a dot shorter than two brush widths),
-    with a message that asks for a bigger one. ``redraw_strokes`` as in ``preprocess_ink``.
+    Raises ``ImageError`` for ink that is no digit, with a message that says what to draw
+    instead: a dot shorter than two brush widths, or ink over most of the canvas (filled
+    in or scribbled over, which would otherwise read as some digit with confidence).
+    ``redraw_strokes`` as in ``preprocess_ink``.
     """
     ink = ink_from_rgba(rgba)
+    if (ink > INK_THRESHOLD).mean() > MAX_INK_SHARE:
+        raise ImageError("That fills most of the square: press Clear and draw one digit.")
     result = preprocess_ink(ink, redraw_strokes)
     if result is None and not is_blank(ink):
         raise ImageError("That is too small to read: draw a bigger digit.")
@@ -125,12 +133,18 @@ def preprocess_photo(data: bytes) -> Preprocessed:
     """Photo of a handwritten digit (any format Pillow reads) -> MNIST-like 28x28 input.
 
     Dark ink on light paper or the reverse, uneven light, colour, EXIF rotation are all
-    fine. Raises ``ImageError`` for a file too big, not an image, or with no digit on it.
+    fine. Raises ``ImageError`` for a file too big (in bytes or in pixels: a few bytes can
+    declare billions of pixels), not a raster image, damaged, or with no digit on it.
     """
     if len(data) > MAX_UPLOAD_BYTES:
         raise ImageError(
             f"The file is {len(data) / 2**20:.1f} MB; the limit is "
             f"{MAX_UPLOAD_BYTES / 2**20:.0f} MB."
+        )
+    if b"<svg" in data[:4096].lower():
+        raise ImageError(
+            f"That is an SVG drawing, not a photo: upload a {PHOTO_FORMATS} photo, "
+            "or draw the digit on the canvas."
         )
     try:
         image = Image.open(io.BytesIO(data))
@@ -144,8 +158,19 @@ def preprocess_photo(data: bytes) -> Preprocessed:
         image.thumbnail((PHOTO_SIDE, PHOTO_SIDE))
         white = Image.new("RGBA", image.size, "white")  # transparent counts as paper
         gray = Image.alpha_composite(white, image.convert("RGBA")).convert("L")
-    except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as error:
-        raise ImageError(f"This file cannot be read as an image ({error}).") from error
+    except UnidentifiedImageError:
+        raise ImageError(
+            f"This file cannot be read as an image: upload a {PHOTO_FORMATS} photo."
+        ) from None
+    except Image.DecompressionBombError:
+        raise ImageError(
+            "The image declares far more pixels than any photo (a decompression bomb?); "
+            f"the limit is {MAX_PIXELS / 1e6:.0f} megapixels."
+        ) from None
+    except OSError as error:
+        raise ImageError(
+            f"This image cannot be read: the file is damaged or cut short ({error})."
+        ) from error
     result = preprocess_ink(_ink_from_photo(np.asarray(gray, dtype=np.float32) / 255))
     if result is None:
         raise ImageError("No digit found in the image: write it larger, with a darker pen.")
@@ -163,8 +188,9 @@ def _ink_from_photo(gray: np.ndarray) -> np.ndarray:
     paper = ndimage.percentile_filter(small, 30, size=9, mode="nearest")
     paper = Image.fromarray(paper).resize(gray.shape[::-1], Image.Resampling.BILINEAR)
     ink = np.clip(gray - np.asarray(paper), 0.0, None)
-    mask = ink > threshold_otsu(ink)
-    low, high = np.median(ink[~mask]), np.percentile(ink[mask], 90)
+    mask = ink > threshold_otsu(ink) if np.ptp(ink) else np.zeros(ink.shape, dtype=bool)
+    low = np.median(ink[~mask])
+    high = np.percentile(ink[mask], 90) if mask.any() else low  # an even page: no ink
     if high - low < MIN_CONTRAST:
         raise ImageError("No visible ink in the image: use a darker pen or more light.")
     labels, count = ndimage.label(mask)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, fields, replace
+from pathlib import Path
 from typing import Literal
 
 from .jobs import TrainingJob
@@ -124,6 +125,7 @@ def decode_event(line: str) -> tuple[int, Event]:
 class TrainRequest:
     run_id: int
     jobs: tuple[TrainingJob, ...]
+    first: int = 0  # the job to start from: a resumed run skips the jobs it saved
 
 
 @dataclass(frozen=True)
@@ -133,11 +135,20 @@ class StopRequest:
 
 Request = TrainRequest | StopRequest
 
+CHECKPOINTS = ".checkpoints"  # in the models folder: hidden, so never listed as a model
+
+
+def checkpoint_base(models_root: Path, run_id: int, index: int) -> Path:
+    """Where the worker keeps job ``index`` of run ``run_id``'s last epoch (``.keras`` and
+    ``.json``), and where the server looks for it to resume the run after a crash."""
+    return Path(models_root) / CHECKPOINTS / f"run-{run_id}-job-{index}"
+
 
 def encode_request(request: Request) -> str:
     if isinstance(request, TrainRequest):
         jobs = [job.to_dict() for job in request.jobs]
-        return json.dumps({"op": "train", "run_id": request.run_id, "jobs": jobs})
+        message = {"op": "train", "run_id": request.run_id, "jobs": jobs, "first": request.first}
+        return json.dumps(message)
     return json.dumps({"op": "stop", "run_id": request.run_id})
 
 
@@ -145,13 +156,13 @@ def decode_request(line: str) -> Request:
     message = json.loads(line)
     if message["op"] == "train":
         jobs = tuple(TrainingJob.from_dict(job) for job in message["jobs"])
-        return TrainRequest(message["run_id"], jobs)
+        return TrainRequest(message["run_id"], jobs, message["first"])
     return StopRequest(message["run_id"])
 
 
 # --- the run's state, as the server sees it ------------------------------------------------
 
-Status = Literal["starting", "training", "finished", "stopped", "failed"]
+Status = Literal["queued", "starting", "training", "finished", "stopped", "failed", "cancelled"]
 
 
 @dataclass(frozen=True)
@@ -161,8 +172,8 @@ class RunState:
     """
 
     jobs: tuple[TrainingJob, ...]
-    status: Status = "starting"
-    message: str = "starting the training process"
+    status: Status = "queued"
+    message: str = "waiting in the queue"
     current: int = 0  # index of the job training now (or last)
     progress: float = 0.0  # of the current job, 0-1
     elapsed: float = 0.0  # seconds of the current job's training
@@ -174,12 +185,29 @@ class RunState:
 
     @classmethod
     def begin(cls, jobs: tuple[TrainingJob, ...]) -> RunState:
-        """The state of a run of ``jobs`` sent to the worker, before any event."""
+        """The state of a run of ``jobs`` waiting in the queue, before any event."""
         return cls(jobs, batches=((),) * len(jobs), epochs=((),) * len(jobs))
+
+    def sent(self) -> RunState:
+        """The state once the run is sent to a worker."""
+        return replace(self, status="starting", message="starting the training process")
+
+    def cancelled(self) -> RunState:
+        """The state of a waiting run taken out of the queue."""
+        return replace(self, status="cancelled", message="cancelled before it started")
 
     @property
     def active(self) -> bool:
+        """Sent to a worker and not ended."""
         return self.status in ("starting", "training")
+
+    @property
+    def waiting(self) -> bool:
+        return self.status == "queued"
+
+    @property
+    def ended(self) -> bool:
+        return self.status in ("finished", "stopped", "failed", "cancelled")
 
     @property
     def current_job(self) -> TrainingJob:

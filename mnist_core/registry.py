@@ -6,6 +6,7 @@ are written to a temporary file and renamed, so a crash never leaves half a file
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -16,9 +17,18 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from .data import NUM_CLASSES, MnistData
+from .evaluation import evaluate
+from .models import INPUT_SHAPE
 from .protocol import CurvePoint
 
 REQUIRED_FIELDS = ("kind", "config", "test_accuracy", "created")
+MAX_NAME_LENGTH = 80
+# An uploaded model file: the largest network the app trains (models.MAX_PARAMETERS) saves
+# smaller, with its optimizer's state.
+MAX_MODEL_BYTES = 100 * 2**20
+SAFE_NAME = "letters, digits, '.', '_' and '-'"
+ZIP_MAGIC = b"PK\x03\x04"  # how a .keras file (a zip archive) starts
 
 
 class ModelLoadError(Exception):
@@ -67,11 +77,12 @@ class ModelEntry:
 
 
 def sanitize_name(name: str) -> str:
-    """A file-safe model name: letters, digits, ``.``, ``_`` and ``-`` only, no leading dot."""
-    cleaned = re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip(".-_")
+    """A file-safe model name: letters, digits, ``.``, ``_`` and ``-`` only, no dot, dash or
+    underscore at either end, at most ``MAX_NAME_LENGTH`` characters."""
+    cleaned = re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip(".-_")[:MAX_NAME_LENGTH].rstrip(".-_")
     if not cleaned:
-        raise ValueError(f"model name {name!r} has no usable characters")
-    return cleaned[:80]
+        raise ValueError(f"model name {name!r} has no usable characters ({SAFE_NAME})")
+    return cleaned
 
 
 class ModelRegistry:
@@ -84,6 +95,8 @@ class ModelRegistry:
         """Saved models, newest first. Corrupt entries are skipped with a warning."""
         found = []
         for meta_path in self.root.glob("*.json"):
+            if meta_path.name.startswith("."):  # the queue's state, temporary files
+                continue
             try:
                 entry = self._read_entry(meta_path)
             except (OSError, ValueError, KeyError, TypeError) as error:
@@ -98,8 +111,17 @@ class ModelRegistry:
         return entries[0] if entries else None
 
     def get(self, name: str) -> ModelEntry:
-        """The entry saved as ``name``; ``ModelNotFound`` if there is none."""
-        meta_path = self.root / f"{sanitize_name(name)}.json"
+        """The entry saved as ``name``; ``ModelNotFound`` if there is none. Only a saved name
+        finds a model: another spelling (``../x``, ``my model``) is refused, not cleaned up
+        into the name of a different model."""
+        try:
+            saved_as = sanitize_name(name)
+        except ValueError:
+            saved_as = None
+        meta_path = self.root / f"{saved_as}.json"
+        if saved_as != name:
+            hint = f": did you mean {saved_as!r}?" if saved_as and meta_path.is_file() else ""
+            raise ModelNotFound(f"no model named {name!r}: saved names have only {SAFE_NAME}{hint}")
         if not meta_path.is_file():
             raise ModelNotFound(f"no model named {name!r} in {self.root}")
         return self._read_entry(meta_path)
@@ -126,9 +148,15 @@ class ModelRegistry:
         model_path = self.root / f"{name}.keras"
         # Keras only saves to paths ending in .keras, so the temporary file does too.
         tmp_model = self.root / f".{name}.{os.getpid()}.tmp.keras"
-        model.save(tmp_model)
-        os.replace(tmp_model, model_path)
-        _write_atomic(self.root / f"{name}.json", json.dumps(meta, indent=2))
+        try:
+            model.save(tmp_model)
+            os.replace(tmp_model, model_path)
+            _write_atomic(self.root / f"{name}.json", json.dumps(meta, indent=2))
+        except BaseException:  # a full or read-only disk: leave no part of this model behind
+            for path in (tmp_model, model_path):
+                with contextlib.suppress(OSError):
+                    path.unlink(missing_ok=True)
+            raise
         return ModelEntry(name, model_path, meta)
 
     def rename(self, name: str, new_name: str) -> ModelEntry:
@@ -168,14 +196,54 @@ class ModelRegistry:
 
     def load(self, entry: ModelEntry):
         """The Keras model of ``entry``; ``ModelLoadError`` names the file if it is broken."""
-        import keras
+        return _load_keras(entry.model_path, f"model file {entry.model_path}")
 
-        try:
-            return keras.saving.load_model(entry.model_path, compile=False)
-        except Exception as error:  # Keras raises many types for a damaged archive.
+    def import_model(
+        self, data: bytes, name: str, test_set: MnistData, meta_extra: dict | None = None
+    ) -> ModelEntry:
+        """Save an uploaded ``.keras`` file as a model of this registry, under a unique version
+        of ``name``, with ``meta_extra`` in its metadata; ``ModelLoadError`` says why a file is
+        refused (``ValueError`` why a name is), and then nothing is written.
+
+        The upload is loaded in Keras's safe mode (no Lambda layer's code is run), must read
+        MNIST's ``INPUT_SHAPE`` images into ``NUM_CLASSES`` outputs, as the pages feed it,
+        and is measured on ``test_set``'s test digits: every page shows a model's test
+        accuracy, and an uploaded file's own claim would not be comparable, or true.
+        """
+        sanitize_name(name)  # an unusable name is refused before any work
+        if len(data) > MAX_MODEL_BYTES:
             raise ModelLoadError(
-                f"model file {entry.model_path} cannot be loaded ({type(error).__name__}: {error})"
+                f"the file is {len(data) / 2**20:.0f} MB; the limit is "
+                f"{MAX_MODEL_BYTES / 2**20:.0f} MB"
+            )
+        if not data.startswith(ZIP_MAGIC):
+            raise ModelLoadError("this is not a .keras model file (those are zip archives)")
+        with tempfile.TemporaryDirectory() as folder:
+            path = Path(folder) / "upload.keras"  # Keras reads only files named .keras
+            path.write_bytes(data)
+            model = _load_keras(path, "this .keras file")
+        shapes = {"input": tuple(model.input_shape[1:]), "output": tuple(model.output_shape[1:])}
+        if shapes != {"input": INPUT_SHAPE, "output": (NUM_CLASSES,)}:
+            raise ModelLoadError(
+                f"the model reads {shapes['input']} inputs into {shapes['output']} outputs; "
+                f"the app feeds {INPUT_SHAPE} grey images and needs {NUM_CLASSES} outputs, "
+                "one for each digit"
+            )
+        try:
+            result = evaluate(model, test_set)
+        except Exception as error:  # a layer that builds but cannot run: anything Keras raises
+            raise ModelLoadError(
+                f"the model fails on MNIST's digits ({type(error).__name__}: {error})"
             ) from error
+        meta = {
+            "kind": "cnn" if _has_convolutions(model) else "ann",
+            "config": {},
+            "imported": True,
+            "test_accuracy": result.accuracy,
+            "test_loss": result.loss,
+            **(meta_extra or {}),
+        }
+        return self.save(model, name, meta)
 
     def _read_entry(self, meta_path: Path) -> ModelEntry:
         meta = json.loads(meta_path.read_text())
@@ -190,7 +258,38 @@ class ModelRegistry:
         return ModelEntry(meta_path.stem, model_path, meta)
 
 
+def _load_keras(path: Path, what: str):
+    """The Keras model in ``path``, loaded in safe mode (code in a file is never run);
+    ``ModelLoadError`` starting with ``what`` says why it cannot be."""
+    import keras
+
+    try:
+        return keras.saving.load_model(path, compile=False, safe_mode=True)
+    except Exception as error:  # Keras raises many types for a damaged archive.
+        reason = f"{type(error).__name__}: {error}"
+        if "safe_mode" in str(error):
+            reason = "it holds Python code, e.g. a Lambda layer, which is never run from a file"
+        raise ModelLoadError(f"{what} cannot be loaded ({reason})") from error
+
+
+def _has_convolutions(model) -> bool:
+    """Whether any layer of ``model``, or of a model inside it, is a convolution."""
+    import keras
+
+    return any(
+        isinstance(layer, keras.layers.Conv2D)
+        or (hasattr(layer, "layers") and _has_convolutions(layer))
+        for layer in model.layers
+    )
+
+
 def _write_atomic(path: Path, text: str) -> None:
     with tempfile.NamedTemporaryFile("w", dir=path.parent, suffix=".tmp", delete=False) as out:
-        out.write(text)
-    os.replace(out.name, path)
+        try:
+            out.write(text)
+            out.close()
+            os.replace(out.name, path)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(out.name)
+            raise

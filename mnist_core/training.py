@@ -6,10 +6,14 @@ The CLI calls ``train`` directly; the app calls it inside a worker process (see
 
 from __future__ import annotations
 
+import contextlib
+import json
 import math
+import os
 import time
 from collections.abc import Callable
-from dataclasses import asdict
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
 import keras
 import numpy as np
@@ -17,12 +21,79 @@ import tensorflow as tf
 
 from .data import MnistData, stratified_indices, stratified_subset
 from .jobs import TrainingConfig, TrainingJob, validation_count
-from .models import build_model, config_to_dict, to_input
+from .models import build_model, config_to_dict, one_hot_mse, to_input
 from .protocol import CurvePoint, Event, Progressed, StatusChanged
 from .registry import ModelEntry, ModelRegistry
 
 REPORT_EVERY_SECONDS = 0.25  # how often batch-level progress is sent (the UI polls ~2x/s)
 WARMUP = 0.2  # share of a one-cycle run spent raising the learning rate to its peak
+# Either loss starts near 2.3 (cross-entropy) or below 1 (squared error) and a sane run
+# never climbs past a few dozen: past this, or NaN or infinite, the weights have blown up.
+DIVERGED_LOSS = 1000.0
+
+
+class TrainingDiverged(Exception):
+    """The loss became NaN, infinite or absurdly large: nothing worth saving was learned."""
+
+
+@dataclass(frozen=True)
+class Resumed:
+    """Where a job stood at its last finished epoch, read back from its checkpoint."""
+
+    epochs: int
+    step: int
+    seen: int
+    elapsed: float
+    history: dict[str, list[CurvePoint]] = field(default_factory=dict)
+
+
+class Checkpoint:
+    """A job's model and progress after its last finished epoch, kept while it trains.
+
+    A server or worker killed mid-run loses at most the epoch under way: the run resumes
+    from here. ``BASE.keras`` (the model with its optimizer state) is written before
+    ``BASE.json`` (the progress), each atomically, so the JSON exists only beside a whole
+    model; both go once the model is in the registry.
+    """
+
+    def __init__(self, base: Path):
+        self.model_path = base.with_suffix(".keras")
+        self.progress_path = base.with_suffix(".json")
+
+    def read(self) -> tuple[keras.Model, Resumed] | None:
+        """The model and progress saved last, or ``None`` if there are none (or they are
+        unreadable, in which case the job starts over)."""
+        try:
+            saved = json.loads(self.progress_path.read_text())
+            model = keras.saving.load_model(
+                self.model_path, custom_objects={"one_hot_mse": one_hot_mse}, safe_mode=True
+            )
+        except Exception:  # missing, or damaged by a crash: Keras raises many types
+            return None
+        history = {
+            name: [CurvePoint(**point) for point in points]
+            for name, points in saved.pop("history").items()
+        }
+        return model, Resumed(**saved, history=history)
+
+    def write(self, model: keras.Model, resumed: Resumed) -> None:
+        self.model_path.parent.mkdir(parents=True, exist_ok=True)
+        model_temporary = self.model_path.with_name(f".{self.model_path.stem}.tmp.keras")
+        progress_temporary = self.progress_path.with_name(f".{self.progress_path.name}.tmp")
+        try:
+            model.save(model_temporary)
+            os.replace(model_temporary, self.model_path)
+            progress_temporary.write_text(json.dumps(asdict(resumed)))
+            os.replace(progress_temporary, self.progress_path)
+        except BaseException:  # a full or read-only disk: no temporary file left to fill it
+            for path in (model_temporary, progress_temporary):
+                with contextlib.suppress(OSError):
+                    path.unlink(missing_ok=True)
+            raise
+
+    def remove(self) -> None:
+        self.progress_path.unlink(missing_ok=True)
+        self.model_path.unlink(missing_ok=True)
 
 
 def split_data(data: MnistData, config: TrainingConfig):
@@ -71,32 +142,41 @@ def train(
     on_event: Callable[[Event], None] = lambda event: None,
     should_stop: Callable[[], bool] = lambda: False,
     callbacks: list = (),
+    checkpoint: Checkpoint | None = None,
 ) -> ModelEntry:
     """Train ``job`` on ``data``, evaluate on the test set, save, and return the entry.
 
     ``should_stop`` is checked after every batch; when it turns true the model trained
     so far is evaluated and saved, marked as stopped. ``callbacks`` are extra Keras
-    callbacks (a benchmark's stopwatch, say).
+    callbacks (a benchmark's stopwatch, say). With a ``checkpoint``, training resumes
+    from it if it holds an epoch and keeps it up to date after every epoch.
+    ``TrainingDiverged`` is raised, and nothing saved, if the loss becomes NaN.
     """
     config = job.training
     (x_train, y_train), validation = split_data(data, config)
     keras.utils.set_random_seed(config.seed)
-    model = build_model(job.model)
-    on_event(StatusChanged(f"training {job.kind.upper()} on {len(y_train):,} images"))
-    progress = ProgressCallback(len(y_train), config, on_event, should_stop)
+    saved = checkpoint.read() if checkpoint else None
+    model, resumed = saved if saved else (build_model(job.model), None)
+    what = f"{job.kind.upper()} on {len(y_train):,} images"
+    if resumed:
+        what += f", resumed after epoch {resumed.epochs}"
+    on_event(StatusChanged(f"training {what}"))
+    progress = ProgressCallback(len(y_train), config, on_event, should_stop, resumed)
     callbacks = [progress, *callbacks]
     if job.model.schedule == "one-cycle":
         callbacks.append(OneCycleSchedule(job.model.learning_rate, progress.fraction_done))
-    started = time.perf_counter()
+    if checkpoint:
+        callbacks.append(CheckpointCallback(checkpoint, progress))
     model.fit(
         training_batches(x_train, y_train, config.batch_size, config.seed),
         shuffle=False,
         epochs=config.epochs,
+        initial_epoch=resumed.epochs if resumed else 0,
         validation_data=evaluation_batches(*validation),
         callbacks=callbacks,
         verbose=0,
     )
-    train_seconds = time.perf_counter() - started
+    train_seconds = progress.elapsed()
     on_event(StatusChanged("evaluating on the test set"))
     test_loss, test_accuracy = model.evaluate(
         evaluation_batches(to_input(data.x_test), data.y_test), verbose=0
@@ -104,6 +184,7 @@ def train(
     meta = {
         "kind": job.kind,
         "experiment": job.experiment,
+        "owner": job.owner,
         "config": config_to_dict(job.model),
         "training": asdict(config),
         "data": {
@@ -123,25 +204,37 @@ def train(
         },
     }
     registry = ModelRegistry(job.models_dir)
-    return registry.save(model, job.name or f"{job.kind}-{time.strftime('%Y%m%d-%H%M%S')}", meta)
+    entry = registry.save(model, job.name or f"{job.kind}-{time.strftime('%Y%m%d-%H%M%S')}", meta)
+    if checkpoint:
+        checkpoint.remove()
+    return entry
 
 
 class ProgressCallback(keras.callbacks.Callback):
     """Batch metrics every ``REPORT_EVERY_SECONDS``, full metrics at each epoch end."""
 
-    def __init__(self, n_train, config, on_event, should_stop):
+    def __init__(self, n_train, config, on_event, should_stop, resumed: Resumed | None = None):
         super().__init__()
         self.n_train, self.batch_size = n_train, config.batch_size
         self.steps_per_epoch = -(-n_train // config.batch_size)
         self.total_steps = self.steps_per_epoch * config.epochs
         self.time_budget = config.time_budget
         self.on_event, self.should_stop = on_event, should_stop
-        self.history: dict[str, list[CurvePoint]] = {"batch": [], "epoch": []}
+        self.resumed = resumed or Resumed(0, 0, 0, 0.0)
+        self.history: dict[str, list[CurvePoint]] = {
+            name: list(self.resumed.history.get(name, [])) for name in ("batch", "epoch")
+        }
         self.stopped_by = None
 
     def on_train_begin(self, logs=None):
-        self.started = self.last_report = time.perf_counter()
-        self.step = self.seen = 0
+        self.last_report = time.perf_counter()
+        self.started = self.last_report - self.resumed.elapsed
+        self.step, self.seen = self.resumed.step, self.resumed.seen
+        self.epoch = self.resumed.epochs
+
+    def elapsed(self) -> float:
+        """Seconds of training, those before a resume included."""
+        return time.perf_counter() - self.started
 
     def on_epoch_begin(self, epoch, logs=None):
         self.epoch = epoch + 1
@@ -155,6 +248,14 @@ class ProgressCallback(keras.callbacks.Callback):
 
     def on_train_batch_end(self, batch, logs=None):
         self.step += 1
+        loss = float((logs or {}).get("loss", 0.0))
+        if not loss < DIVERGED_LOSS:  # NaN compares false
+            rate = float(self.model.optimizer.learning_rate)
+            raise TrainingDiverged(
+                f"the loss became {loss:.3g} in epoch {self.epoch}, batch {batch + 1}: the "
+                f"weights blew up, so nothing was saved. The learning rate ({rate:g} at that "
+                "moment) is too high for this network: try one ten times smaller."
+            )
         self.seen = (self.epoch - 1) * self.n_train + min(
             (batch + 1) * self.batch_size, self.n_train
         )
@@ -189,6 +290,24 @@ class ProgressCallback(keras.callbacks.Callback):
         )
         self.history["epoch" if epoch_end else "batch"].append(point)
         self.on_event(Progressed(point, epoch_end))
+
+
+class CheckpointCallback(keras.callbacks.Callback):
+    """Write the checkpoint after each whole epoch (not after one a Stop or the time
+    budget cut short: that one ends the job, which saves it in the registry)."""
+
+    def __init__(self, checkpoint: Checkpoint, progress: ProgressCallback):
+        super().__init__()
+        self.checkpoint, self.progress = checkpoint, progress
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.model.stop_training:
+            return
+        progress = self.progress
+        self.checkpoint.write(
+            self.model,
+            Resumed(epoch + 1, progress.step, progress.seen, progress.elapsed(), progress.history),
+        )
 
 
 class OneCycleSchedule(keras.callbacks.Callback):

@@ -1,30 +1,31 @@
-"""Training in a warm worker process, watched from the web server through a ``TrainingRun``.
+"""Training in a warm worker process; ``WorkerProcess`` is the server's handle on one.
 
 Why a process and not a thread: on two cores, Keras training in a thread starves the
 Streamlit server (page refreshes every 2-3 s instead of 0.5 s); a separate process keeps
 it responsive and isolates crashes. The worker imports TensorFlow once, at start-up, so a
-Start button does not wait for it. One run trains at a time per service: training is
-CPU-bound, and a second run would only slow both.
+Start button does not wait for it, and trains one run after another while it lives. The
+queue (``training_queue.py``) decides what each worker trains and when.
 
 The worker is a fresh interpreter (``python -m mnist_core.worker``) speaking JSON lines
 on its stdin and stdout: the requests and events of ``protocol.py``. ``multiprocessing``'s
 spawn would re-run the page script in the child, because Streamlit executes ``app.py`` as
-``__main__``. When the server dies, the worker sees its stdin close, stops after the
-current batch, saves, and exits.
+``__main__``. Each job keeps a checkpoint of its last whole epoch; when the server dies,
+the worker sees its stdin close and exits at once, and the restarted server offers to
+resume the run from that checkpoint.
 """
 
 from __future__ import annotations
 
-import itertools
 import os
 import queue
+import signal
 import subprocess
 import sys
 import threading
 import traceback
+from collections.abc import Callable
 
 from .data import load_mnist
-from .jobs import TrainingJob
 from .protocol import (
     Event,
     JobStarted,
@@ -32,185 +33,176 @@ from .protocol import (
     Request,
     RunFailed,
     RunFinished,
-    RunState,
     SavedModel,
     StatusChanged,
     StopRequest,
     TrainRequest,
+    checkpoint_base,
     decode_event,
     decode_request,
     encode_event,
     encode_request,
 )
-
-_run_ids = itertools.count(1)
-
-
-class TrainingBusy(Exception):
-    """Raised by ``TrainingService.start`` while another run is training."""
+from .registry import ModelRegistry
 
 
-class TrainingRun:
-    """One or more jobs trained in sequence, seen from the server: its id, jobs and state.
+class WorkerProcess:
+    """The server's handle on one warm worker process: send it requests, hear its events.
 
-    The service's listener thread replaces ``state`` with the next ``RunState`` at each
-    event; any number of page sessions read it (each read is one consistent snapshot).
+    ``on_event(run_id, event)`` is called from a listener thread for every event, and
+    ``on_exit(message)`` once if the process dies, saying how, for the run it was training.
+    A dead process is replaced by a fresh one at the next ``send``.
     """
 
-    def __init__(self, jobs: list[TrainingJob], request_stop):
-        self.id = next(_run_ids)
-        self.jobs = tuple(jobs)
-        self.state = RunState.begin(self.jobs)
-        self._request_stop = request_stop
-
-    @property
-    def active(self) -> bool:
-        return self.state.active
-
-    def stop(self) -> None:
-        """Ask the worker to stop after the current batch; the model so far is saved."""
-        self._request_stop(self.id)
-
-    def busy_message(self) -> str:
-        state = self.state
-        job = state.current_job
-        name = f" '{job.name}'" if job.name else ""
-        return f"busy: {job.kind.upper()}{name} is training, {state.overall_progress:.0%} done"
-
-    def handle(self, event: Event) -> None:
-        """Apply one event from the worker (called by the listener thread only)."""
-        self.state = self.state.apply(event)
-
-
-class TrainingService:
-    """Owns the warm worker process and the current ``TrainingRun`` (one at a time)."""
-
-    def __init__(self):
+    def __init__(
+        self,
+        on_event: Callable[[int, Event], None],
+        on_exit: Callable[[str], None],
+        threads: int | None = None,
+    ):
+        self._on_event, self._on_exit = on_event, on_exit
+        self._threads = threads
         self._lock = threading.Lock()
         self._process: subprocess.Popen | None = None
-        self._run: TrainingRun | None = None
 
     @property
-    def current(self) -> TrainingRun | None:
-        """The latest run, active or finished (``None`` before the first)."""
-        return self._run
+    def pid(self) -> int | None:
+        return None if self._process is None else self._process.pid
 
-    @property
-    def worker_pid(self) -> int:
-        return self._process.pid
-
-    def start_worker(self) -> None:
-        """Start the worker now (if it is not running), so that it imports TensorFlow
+    def start(self) -> None:
+        """Start the process now, if it is not running, so that it imports TensorFlow
         while nobody waits, not when somebody presses Start."""
         with self._lock:
-            self._ensure_worker()
+            if self._process is None or self._process.poll() is not None:
+                self._process = self._spawn()
 
-    def start(self, jobs: list[TrainingJob]) -> TrainingRun:
-        """Send ``jobs`` to the worker, or raise ``TrainingBusy`` if a run is training."""
+    def send(self, request: Request) -> None:
+        """Send ``request``, starting a fresh process first if the last one died."""
+        self.start()
         with self._lock:
-            if self._run is not None and self._run.active:
-                raise TrainingBusy(self._run.busy_message())
-            self._ensure_worker()
-            self._run = TrainingRun(jobs, self._send_stop)
-            self._send(TrainRequest(self._run.id, self._run.jobs))
-            return self._run
+            try:
+                self._process.stdin.write(encode_request(request) + "\n")
+                self._process.stdin.flush()
+            except (BrokenPipeError, ValueError):  # died just now: the listener reports it
+                pass
 
     def shutdown(self) -> None:
-        """Close the worker's stdin: it stops any run after the current batch and exits."""
-        if self._process is not None:
-            self._process.stdin.close()
-            self._process.wait(timeout=60)
-
-    def _send(self, request: Request) -> None:
-        self._process.stdin.write(encode_request(request) + "\n")
-        self._process.stdin.flush()
-
-    def _send_stop(self, run_id: int) -> None:
+        """Close the worker's stdin: it exits at once, leaving any run's last checkpoint."""
         with self._lock:
-            if self._process.poll() is None:
-                self._send(StopRequest(run_id))
+            process, self._process = self._process, None
+        if process is not None and process.poll() is None:
+            process.stdin.close()
+            process.wait(timeout=60)
 
-    def _ensure_worker(self) -> None:
-        if self._process is None or self._process.poll() is not None:
-            package_root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-            path = os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH")]))
-            self._process = subprocess.Popen(
-                [sys.executable, "-m", "mnist_core.worker"],
-                stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE,
-                text=True,
-                bufsize=1,
-                env={**os.environ, "PYTHONPATH": path},
-            )
-            threading.Thread(
-                target=self._listen, args=(self._process,), name="training-listener", daemon=True
-            ).start()
+    def _spawn(self) -> subprocess.Popen:
+        package_root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+        path = os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH")]))
+        env = {**os.environ, "PYTHONPATH": path}
+        if self._threads:
+            env[THREADS_VARIABLE] = str(self._threads)
+        process = subprocess.Popen(
+            [sys.executable, "-m", "mnist_core.worker"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            bufsize=1,
+            env=env,
+        )
+        threading.Thread(
+            target=self._listen, args=(process,), name="training-listener", daemon=True
+        ).start()
+        return process
 
     def _listen(self, process: subprocess.Popen) -> None:
         for line in process.stdout:
-            run_id, event = decode_event(line)
-            run = self._run
-            if run is not None and run.id == run_id:
-                run.handle(event)
+            self._on_event(*decode_event(line))
         code = process.wait()
-        run = self._run
-        if run is not None and run.active:
-            run.handle(
-                RunFailed(
-                    f"the training process died (exit code {code}); models saved before are kept"
-                )
-            )
+        if self._process is process:  # not a shutdown: it died
+            self._on_exit(death_message(code))
+
+
+def death_message(code: int) -> str:
+    """Why a worker process ended, for people."""
+    if code < 0:
+        name = signal.Signals(-code).name
+        why = {
+            "SIGKILL": "killed (by someone, or by the system when memory ran out)",
+            "SIGSEGV": "crashed (segmentation fault)",
+            "SIGTERM": "terminated",
+        }.get(name, "ended by a signal")
+        return f"the training process was {why}: {name}. Models saved before are kept."
+    return f"the training process died (exit code {code}). Models saved before are kept."
+
+
+THREADS_VARIABLE = "MNIST_WORKER_THREADS"  # CPU threads a worker may use, when several train
+WORKER_NICENESS = 10
 
 
 def main() -> None:
     """The worker: train each run it is sent, reporting events, until stdin closes."""
     protocol = os.fdopen(os.dup(sys.stdout.fileno()), "w", buffering=1)
     sys.stdout = sys.stderr  # stray prints from libraries must not corrupt the protocol
+    # Below the web server: when thirty browsers draw, their predictions come first and
+    # training gets the rest of the CPU (the server needs a third of a core).
+    os.nice(WORKER_NICENESS)
     from . import training  # imports TensorFlow now, so that Start does not wait for it
 
-    runs: queue.Queue[TrainRequest | None] = queue.Queue()
+    if threads := os.environ.get(THREADS_VARIABLE):
+        import tensorflow as tf
+
+        tf.config.threading.set_intra_op_parallelism_threads(int(threads))
+        tf.config.threading.set_inter_op_parallelism_threads(int(threads))
+    runs: queue.Queue[TrainRequest] = queue.Queue()
     stop_asked: set[int] = set()
-    server_gone = threading.Event()
-    threading.Thread(
-        target=_read_requests, args=(runs, stop_asked, server_gone), daemon=True
-    ).start()
+    threading.Thread(target=_read_requests, args=(runs, stop_asked), daemon=True).start()
     send_lock = threading.Lock()
     datasets = {}
-    while (request := runs.get()) is not None:
+    while True:
+        request = runs.get()
 
         def send(event: Event, run_id: int = request.run_id) -> None:
             with send_lock:
                 protocol.write(encode_event(run_id, event) + "\n")
 
         def should_stop(run_id: int = request.run_id) -> bool:
-            return run_id in stop_asked or server_gone.is_set()
+            return run_id in stop_asked
 
         try:
-            for index, job in enumerate(request.jobs):
+            for index in range(request.first, len(request.jobs)):
+                job = request.jobs[index]
                 if should_stop():
                     break
                 send(JobStarted(index))
                 send(StatusChanged("loading MNIST"))
                 if job.data_path not in datasets:
                     datasets[job.data_path] = load_mnist(job.data_path)
-                entry = training.train(job, datasets[job.data_path], send, should_stop)
+                base = checkpoint_base(ModelRegistry(job.models_dir).root, request.run_id, index)
+                checkpoint = training.Checkpoint(base)
+                entry = training.train(
+                    job, datasets[job.data_path], send, should_stop, checkpoint=checkpoint
+                )
                 send(ModelSaved(index, SavedModel.from_meta(entry.meta)))
             send(RunFinished(stopped=should_stop()))
+        except training.TrainingDiverged as error:
+            send(RunFailed(f"Training stopped: {error}"))
+        except OSError as error:  # the models folder: read-only, full, gone
+            send(RunFailed(f"The model could not be saved: {error}. Models saved before are kept."))
         except Exception as error:  # reported to the page, never swallowed
             traceback.print_exc()
             send(RunFailed(f"{type(error).__name__}: {error}"))
 
 
-def _read_requests(runs: queue.Queue, stop_asked: set[int], server_gone: threading.Event) -> None:
-    """Stdin reader: stop requests act at once, even while a job trains; EOF means quit."""
+def _read_requests(runs: queue.Queue, stop_asked: set[int]) -> None:
+    """Stdin reader: stop requests act at once, even while a job trains. EOF means the
+    server is gone: the worker exits at once, like a crash, so that the run's last epoch
+    checkpoint is where the restarted server offers to resume it."""
     for line in sys.stdin:
         request = decode_request(line)
         if isinstance(request, StopRequest):
             stop_asked.add(request.run_id)
         else:
             runs.put(request)
-    server_gone.set()
-    runs.put(None)
+    os._exit(0)
 
 
 if __name__ == "__main__":

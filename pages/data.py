@@ -6,6 +6,7 @@ import ui
 from mnist_core.charts import class_count_bars, pixel_values
 from mnist_core.data import NUM_CLASSES, class_counts, indices_of, mean_images
 from mnist_core.preprocessing import enlarge
+from mnist_core.text import markdown_literal
 
 ui.run_through_app_navigation()
 PER_PAGE = 40
@@ -29,8 +30,8 @@ source.metric("Running on", "the offline sample" if data.is_sample else "full MN
 train_count.metric("Training digits", f"{len(data.y_train):,}")
 test_count.metric("Test digits", f"{len(data.y_test):,}")
 if not data.is_sample:  # the banner has said it for the sample
-    st.markdown(f"Running on {data.description}.")
-st.caption(f"Loaded from {ORIGINS[data.origin]}: `{data.location}`.")
+    st.markdown(f"Running on {markdown_literal(data.description)}.")
+st.caption(f"Loaded from {ORIGINS[data.origin]}: {markdown_literal(data.location)}")
 
 
 def first_page() -> None:

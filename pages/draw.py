@@ -21,7 +21,9 @@ if missing := [kind for kind in KINDS if not entries[kind]]:
     )
     if st.button(f"Train quick {names} {models}", type="primary"):
         ui.start_training(quick_jobs(missing, data_path=data.reference))
-ui.poll_training(ui.progress_bar, every=0.5)
+# Every few seconds only: thirty browsers draw here while a run trains, and each poll is a
+# rerun the server makes and a stroke may wait behind.
+ui.poll_training(ui.progress_bar, every=3.0)
 
 
 @st.fragment  # each stroke reruns only this, not the data and model checks above

@@ -6,6 +6,7 @@ import ui
 from mnist_core.charts import confusion_heatmap, per_digit_bars
 from mnist_core.data import NUM_CLASSES
 from mnist_core.evaluation import disagreements, mistakes
+from mnist_core.text import markdown_literal
 
 ui.run_through_app_navigation()
 st.title("Evaluate a model")
@@ -47,7 +48,9 @@ with mistakes_tab:
     for entry in chosen:
         result = results[entry.name]
         found = mistakes(result, true_digit, read_as)
-        st.subheader(f"{entry.name}: {len(found):,} mistakes, most confident first")
+        st.subheader(
+            f"{markdown_literal(entry.name)}: {len(found):,} mistakes, most confident first"
+        )
         ui.digit_gallery(found, result)
 with disagree_tab:
     if len(chosen) < 2:
@@ -56,6 +59,7 @@ with disagree_tab:
         first, second = chosen
         only_first, only_second = disagreements(results[first.name], results[second.name])
         for entry, other, found in ((first, second, only_first), (second, first, only_second)):
-            st.subheader(f"{entry.name} right, {other.name} wrong: {len(found):,} digits")
+            right, wrong = markdown_literal(entry.name), markdown_literal(other.name)
+            st.subheader(f"{right} right, {wrong} wrong: {len(found):,} digits")
             ui.digit_gallery(found, results[other.name])
-            st.caption(f"Captions: what {other.name} read.")
+            st.caption(f"Captions: what {wrong} read.")

@@ -11,6 +11,7 @@ from mnist_core.experiments import COLUMNS, PRESETS, experiment_tag, jobs_of, pr
 from mnist_core.links import job_from_query, query_from_job
 from mnist_core.models import ACTIVATIONS, KINDS, LOSSES, OPTIMIZERS, OUTPUT_ACTIVATIONS
 from mnist_core.protocol import RunState
+from mnist_core.text import markdown_literal
 
 ui.run_through_app_navigation()
 st.title("Experiments")
@@ -71,15 +72,21 @@ def sweep_progress(run) -> None:
         return
     state: RunState = run.state
     total = len(run.jobs)
+    if state.waiting:
+        ui.run_status(run)
+        return
     if state.active:
         job = state.current_job
-        text = f"Model {state.current + 1} of {total}: {job.name}, {state.message}"
+        text = (
+            f"Model {state.current + 1} of {total}: {markdown_literal(job.name)}, {state.message}"
+        )
         st.progress(state.overall_progress, text=text)
     elif state.status == "failed":
-        st.error(f"The experiment stopped: {state.error}")
+        st.error(f"The experiment stopped: {markdown_literal(state.error)}")
     else:
         st.success(
-            f"Experiment {run.jobs[0].experiment} {state.status}: {len(state.saved)} models."
+            f"Experiment {markdown_literal(run.jobs[0].experiment)} {state.status}: "
+            f"{len(state.saved)} models."
         )
     ui.run_curves_charts(run, compare_with=[])
 
@@ -91,7 +98,10 @@ preset = st.selectbox(
 )  # fmt: skip
 table, ignored = preset_table(preset, changes if preset == linked else {})
 if problems + ignored:
-    st.warning("Some settings of this link were ignored:\n\n- " + "\n- ".join(problems + ignored))
+    st.warning(
+        "Some settings of this link were ignored:\n\n- "
+        + "\n- ".join(markdown_literal(p) for p in problems + ignored)
+    )
 choices = {"kind": KINDS, "activation": ACTIVATIONS, "output": OUTPUT_ACTIVATIONS}
 choices |= {"loss": LOSSES, "optimizer": OPTIMIZERS}
 column_config = {
@@ -118,19 +128,16 @@ st.code(f"{base}?{urlencode({'preset': preset, **(shared or {})}, safe=',')}", l
 if shared is None:
     st.caption("The link carries the preset and changes made to every row alike, not these edits.")
 
-run = ui.training_service().current
-busy = run is not None and run.active
-if st.button(f"Run these {len(edited)} models", type="primary", disabled=busy or edited.empty):
+if st.button(f"Run these {len(edited)} models", type="primary", disabled=edited.empty):
     try:
         jobs = prepared(jobs_of(edited), experiment_tag(preset), data_path=data.reference)
     except ValueError as error:
-        st.error(f"Cannot run: {error}")
+        st.error(f"Cannot run: {markdown_literal(error)}")
     else:
-        st.session_state["experiment"] = jobs[0].experiment
-        ui.start_training(jobs)
-        st.rerun()
-if busy:
-    st.caption("A training is running: the experiment can start when it ends.")
+        if ui.start_training(jobs):
+            st.session_state["experiment"] = jobs[0].experiment
+st.caption("The experiment goes through the training queue, as one run: if others are "
+           "training, it waits its turn.")  # fmt: skip
 ui.poll_training(sweep_progress, every=2.0)
 
 st.header("Results")

@@ -5,6 +5,7 @@ import streamlit as st
 import ui
 from mnist_core.data import examples_by_digit
 from mnist_core.preprocessing import enlarge
+from mnist_core.text import markdown_literal
 
 ui.run_through_app_navigation()
 st.title("MNIST live: dense net vs convnet")
@@ -18,7 +19,7 @@ data = ui.mnist()
 ui.data_banner(data)
 st.subheader("The data")
 if not data.is_sample:  # the banner above has said it for the sample
-    st.write(f"This app trains on {data.description}")
+    st.markdown(f"This app trains on {markdown_literal(data.description)}")
 
 st.caption("A few of the test digits, two of each:")
 images, labels = examples_by_digit(data)

@@ -9,6 +9,7 @@ from mnist_core.charts import image_grid, saliency_heatmap
 from mnist_core.data import NUM_CLASSES
 from mnist_core.models import KINDS, to_input
 from mnist_core.preprocessing import enlarge
+from mnist_core.text import markdown_literal
 
 ui.run_through_app_navigation()
 st.title("Inspect the networks")
@@ -129,7 +130,9 @@ with maps_tab:
         for block in inspection.feature_maps(cnn, image):
             count, height, width = block.maps.shape
             st.subheader(f"Block {block.block}: {count} maps of {height}×{width}")
-            st.caption(" → ".join(block.layers))
+            st.caption(
+                " → ".join(markdown_literal(layer) for layer in block.layers)
+            )  # the file's names
             columns = 8 if count <= 16 else 16
             st.plotly_chart(
                 image_grid(

@@ -4,7 +4,8 @@ import streamlit as st
 
 import ui
 from mnist_core.comparison import history_csv, summarize, summary_table
-from mnist_core.registry import sanitize_name
+from mnist_core.registry import MAX_MODEL_BYTES, ModelLoadError, sanitize_name
+from mnist_core.text import markdown_literal
 
 ui.run_through_app_navigation()
 st.title("Saved models")
@@ -12,12 +13,41 @@ st.markdown(
     "Every model trained on this server, newest first. Pick one below to see all it saved, "
     "download it, rename it or delete it."
 )
+
+
+def add_model_from_file() -> None:
+    """Upload a ``.keras`` file and add it to the models, owned by this browser."""
+    st.header("Add a model from a file")
+    st.markdown(
+        "A `.keras` file saved by this app (a model's download button) or by Keras, reading 28×28 "
+        "digits into ten outputs. It is loaded in Keras's safe mode and measured on the test set."
+    )
+    upload = st.file_uploader(
+        "Model file", type=["keras"], max_upload_size=MAX_MODEL_BYTES // 2**20, key="model_upload"
+    )
+    if upload is not None:
+        wanted = st.text_input("Save it as", upload.name.removesuffix(".keras"), key="upload_name")
+        if st.button("Add this model", icon=":material/upload:"):
+            try:
+                with st.spinner("Checking the model and measuring it on the test set..."):
+                    added = ui.registry().import_model(
+                        upload.getvalue(), wanted, ui.mnist(), {"owner": ui.requester().owner}
+                    )
+            except (ModelLoadError, ValueError) as error:
+                st.error(f"Cannot add this file: {markdown_literal(error)}.")
+            else:
+                st.session_state["models_notice"] = f"Added {added.name}."
+                st.session_state["models_pick"] = added.name
+                st.rerun()
+
+
 registry = ui.registry()
 entries = {entry.name: entry for entry in registry.entries()}
 if notice := st.session_state.pop("models_notice", None):
-    st.success(notice, icon=":material/check_circle:")
+    st.success(markdown_literal(notice), icon=":material/check_circle:")
 if not entries:
     ui.ask_to_train("No saved model yet")
+    add_model_from_file()
     st.stop()
 
 summaries = {name: summarize(entry) for name, entry in entries.items()}
@@ -42,13 +72,15 @@ params.metric("Parameters", "?" if summary.params is None else f"{summary.params
 seconds.metric(
     "Training time", "?" if summary.train_seconds is None else f"{summary.train_seconds:.0f} s"
 )
-facts = [f"**{summary.kind.upper()}**: {summary.settings or 'settings not saved'}"]
+facts = [
+    f"**{summary.kind.upper()}**: {markdown_literal(summary.settings or 'settings not saved')}"
+]
 if summary.train_images and summary.epochs:
     facts.append(f"{summary.epochs:g} epochs on {summary.train_images:,} training images")
 if summary.stopped_by:
-    facts.append(f"stopped early ({summary.stopped_by})")
+    facts.append(f"stopped early ({markdown_literal(summary.stopped_by)})")
 if summary.experiment:
-    facts.append(f"experiment **{summary.experiment}**")
+    facts.append(f"experiment **{markdown_literal(summary.experiment)}**")
 facts.append(f"saved {summary.created.replace('T', ' ')[:16]} UTC")
 st.markdown("; ".join(facts) + ".")
 with st.expander("All its metadata"):
@@ -72,6 +104,12 @@ history.download_button(
     on_click="ignore",
 )
 
+allowed = ui.may_change(entry)
+if not allowed:
+    st.info(
+        "Only the browser that trained this model, or the teacher, may rename or delete it.",
+        icon=":material/lock:",
+    )
 rename, delete = st.columns(2, gap="large")
 with rename:
     st.subheader("Rename")
@@ -79,41 +117,49 @@ with rename:
     try:
         new_name = sanitize_name(wanted) if wanted else None
     except ValueError as error:
-        st.error(f"Cannot use this name: {error}.")
+        st.error(f"Cannot use this name: {markdown_literal(error)}.")
         new_name = None
     if new_name and new_name != wanted:
-        st.caption(f"Saved as **{new_name}**: letters, digits, `.`, `_` and `-` only.")
-    if st.button("Rename", icon=":material/edit:", disabled=not new_name):
+        st.caption(
+            f"Saved as **{markdown_literal(new_name)}**: letters, digits, `.`, `_` and `-` only."
+        )
+    if st.button("Rename", icon=":material/edit:", disabled=not (new_name and allowed)):
         try:
             renamed = registry.rename(name, new_name)
         except ValueError as error:
-            st.error(f"Cannot rename: {error}.")
+            st.error(f"Cannot rename: {markdown_literal(error)}.")
         else:
             st.session_state["models_notice"] = f"Renamed {name} to {renamed.name}."
             st.session_state["models_pick"] = renamed.name
             st.rerun()
 with delete:
     st.subheader("Delete")
-    if st.session_state.get("models_deleting") != name:
-        if st.button("Delete this model...", icon=":material/delete:"):
+    if st.session_state.get("models_deleting") != name or not allowed:
+        if st.button("Delete this model...", icon=":material/delete:", disabled=not allowed):
             st.session_state["models_deleting"] = name
             st.rerun()
     else:
         st.warning(
-            f"Delete **{name}** for good? Its model file and its history go, for every user "
-            "of this server. This cannot be undone.",
+            f"Delete **{markdown_literal(name)}** for good? Its model file and its history go, "
+            "for every user of this server. This cannot be undone.",
             icon=":material/warning:",
         )
         confirm, cancel = st.columns(2)
-        if confirm.button(f"Yes, delete {name}", type="primary", icon=":material/delete_forever:"):
+        if confirm.button(
+            f"Yes, delete {markdown_literal(name)}",
+            type="primary",
+            icon=":material/delete_forever:",
+        ):
             del st.session_state["models_deleting"]
             try:
                 registry.delete(name)
             except ValueError as error:
-                st.error(f"Cannot delete: {error}.")
+                st.error(f"Cannot delete: {markdown_literal(error)}.")
             else:
                 st.session_state["models_notice"] = f"Deleted {name}."
                 st.rerun()
         if cancel.button("Cancel"):
             del st.session_state["models_deleting"]
             st.rerun()
+
+add_model_from_file()

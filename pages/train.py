@@ -16,6 +16,8 @@ from mnist_core.models import (
     SCHEDULES,
     parse_layer_sizes,
 )
+from mnist_core.text import markdown_literal
+from mnist_core.training_queue import Limits
 
 ui.run_through_app_navigation()
 st.title("Train a network")
@@ -24,19 +26,31 @@ ui.data_banner(data)
 
 
 def settings_form(
-    kind: str, data: MnistData, start: TrainingJob
+    kind: str, data: MnistData, start: TrainingJob, limits: Limits
 ) -> tuple[TrainingJob, bool] | None:
-    """The settings of a ``kind`` network, ``start``'s filled in; once a button is pressed, the
-    job and whether it was Start (``ValueError`` names the setting that cannot work)."""
+    """The settings of a ``kind`` network, ``start``'s filled in, within ``limits``; once a
+    button is pressed, the job and whether it was Start (``ValueError`` names the setting
+    that cannot work)."""
     model, training = start.model, start.training
-    max_images = len(data.y_train) - validation_count(data, training)
-    images = training.train_size or max_images
+    all_images = len(data.y_train) - validation_count(data, training)
+    max_images = min(all_images, limits.max_train_size or all_images)
+    images = min(training.train_size or all_images, max_images)
     budget = round(training.time_budget or 0)
     with st.form("settings"):  # each widget's range stretches to a linked value the checks allow
         epochs = st.number_input("Epochs", 1, max(200, training.epochs), training.epochs)
-        seconds = st.number_input(
-            "Time budget in seconds (0: no limit)", 0, max(3600, budget), budget, step=10
-        )
+        if limits.max_seconds:
+            cap = round(limits.max_seconds)
+            seconds = st.number_input(
+                "Time budget in seconds (the teacher's limit is the most)",
+                1,
+                cap,
+                min(budget or cap, cap),
+                step=10,
+            )
+        else:
+            seconds = st.number_input(
+                "Time budget in seconds (0: no limit)", 0, max(3600, budget), budget, step=10
+            )
         train_size = st.slider(
             "Training images",
             min(1000, max_images, images),
@@ -132,7 +146,7 @@ def settings_form(
     chosen = dict(
         epochs=epochs,
         time_budget=seconds or None,
-        train_size=train_size if train_size < max_images else None,
+        train_size=train_size if train_size < all_images else None,
         batch_size=batch_size,
         optimizer=optimizer,
         learning_rate=learning_rate,
@@ -154,8 +168,12 @@ def settings_form(
 # A link's settings are the form's first values; after that the user's edits rule.
 available = len(data.y_train) - validation_count(data, TrainingConfig())
 linked, problems = job_from_query(st.query_params.to_dict(), available=available)
+limits = Limits() if ui.requester().teacher else ui.training_queue().limits
+linked, capped = limits.clamp(linked)
+problems += [f"{note}" for note in capped]
 if problems:
-    st.warning("Some settings of this link were ignored:\n\n- " + "\n- ".join(problems))
+    ignored = "\n- ".join(markdown_literal(problem) for problem in problems)
+    st.warning("Some settings of this link were changed or ignored:\n\n- " + ignored)
 kind = (
     st.segmented_control(
         "Network",
@@ -170,13 +188,13 @@ settings, live = st.columns([1, 2], gap="large")
 with settings:
     try:
         start = linked if linked.kind == kind else default_job(kind)
-        if submitted := settings_form(kind, data, start):
+        if submitted := settings_form(kind, data, start, limits):
             job, started = submitted
             st.session_state[f"link-{kind}"] = job
             if started:
                 ui.start_training([job])
     except ValueError as error:
-        st.error(f"Cannot start: {error}")
+        st.error(f"Cannot start: {markdown_literal(error)}")
     st.markdown("**Link to these settings**")
     st.code(
         link(st.context.url or "/train", st.session_state.get(f"link-{kind}", start)),
@@ -188,9 +206,13 @@ with settings:
         "changing them, press Update the link."
     )
 with live:
+    ui.interrupted_runs()
     # While a run trains, the numbers poll twice a second and the curves every two seconds
     # (redrawing the charts costs the server and the browser CPU that training needs on a
     # small machine); otherwise both poll now and then, to see others' runs start.
     ui.poll_training(ui.run_status, every=0.5, idle_every=3.0)
     newest = [entries[0] for entries in ui.entries_by_kind().values() if entries]
     ui.poll_training(lambda run: ui.run_curves_charts(run, newest), every=2.0, idle_every=3.0)
+    st.subheader("The training queue")
+    st.caption("Runs train in the order they were started; each browser may have one waiting.")
+    ui.poll_training(ui.queue_board, every=2.0, idle_every=3.0)

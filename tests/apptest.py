@@ -6,11 +6,15 @@ The fixture that gives these tests a clean server, ``apptest_env``, is in confte
 
 from __future__ import annotations
 
+import re
+import string
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 from streamlit.testing.v1 import AppTest
+
+from mnist_core.text import WORD_JOINER
 
 APP = str(Path(__file__).resolve().parents[1] / "app.py")
 
@@ -31,9 +35,18 @@ def open_page(page: str | None = None, timeout: float = 60, **query) -> AppTest:
     return app
 
 
+ESCAPED = re.compile(f"\\\\([{re.escape(string.punctuation)}])")
+
+
+def as_read(markdown: str) -> str:
+    """``markdown`` as a reader sees it: without the escapes that keep user text from
+    reading as Markdown (mnist_core.text)."""
+    return ESCAPED.sub(r"\1", markdown).replace(WORD_JOINER, "")
+
+
 def texts(app: AppTest) -> str:
-    """Everything the page says in words (see SAYING), one element a line."""
-    return "\n".join(str(element.value) for kind in SAYING for element in getattr(app, kind))
+    """Everything the page says in words (see SAYING), one element a line, as read."""
+    return as_read("\n".join(str(e.value) for kind in SAYING for e in getattr(app, kind)))
 
 
 def wait_for(app: AppTest, condition: Callable[[], bool], seconds: float = 180) -> None:

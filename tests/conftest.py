@@ -81,10 +81,21 @@ def models_dir(tmp_path_factory):
     return tmp_path_factory.mktemp("models")
 
 
+TEACHER_PASSPHRASE = "an owl at the back of the class"
+
+
+@pytest.fixture(scope="session")
+def teacher_passphrase() -> str:
+    """The teacher's passphrase of the app ``app_server`` serves."""
+    return TEACHER_PASSPHRASE
+
+
 @pytest.fixture(scope="module")
 def app_server(models_dir, mnist_reference):
-    """``streamlit run app.py`` serving ``models_dir`` for the module's tests; yields its url."""
-    with running_app(str(models_dir), mnist_reference) as (url, _):
+    """``streamlit run app.py`` serving ``models_dir`` for the module's tests, with
+    ``TEACHER_PASSPHRASE``; yields its url."""
+    env = {"MNIST_TEACHER_PASSPHRASE": TEACHER_PASSPHRASE}
+    with running_app(str(models_dir), mnist_reference, env=env) as (url, _):
         yield url
 
 

@@ -9,7 +9,7 @@ import shutil
 
 import pytest
 
-from bench.browser import browser_missing, draw, open_draw_page, predictions
+from bench.browser import browser_missing, draw, open_draw_page, predictions, unlock_teacher
 from bench.synthetic_digits import DIGITS
 from mnist_core.registry import ModelRegistry
 
@@ -72,13 +72,18 @@ def test_compare_page_shows_the_table_the_curves_and_downloads_the_csv(
     expect(charts.first.locator(".xtitle")).to_have_text("seconds of training")
 
 
-def test_models_page_renames_and_deletes_and_draw_serves_what_is_left(app_server, page, models_dir):
+def test_models_page_renames_and_deletes_and_draw_serves_what_is_left(
+    app_server, page, models_dir, teacher_passphrase
+):
     registry = ModelRegistry(models_dir)
     ann, cnn = registry.newest("ann"), registry.newest("cnn")
     page.goto(f"{app_server}/models")
     table = page.get_by_test_id("stTable")
     expect(table).to_contain_text(cnn.name, timeout=60_000)
     expect(choice(page, "Model")).to_have_value(shown(cnn.name))  # the newest
+    expect(page.get_by_role("button", name="Rename")).to_be_disabled()  # not this browser's
+    unlock_teacher(page, teacher_passphrase)
+    expect(page.get_by_text("Teacher controls on.")).to_be_visible(timeout=60_000)
 
     new_name = page.get_by_label("New name")
     new_name.fill("CNN for class 3")

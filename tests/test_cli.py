@@ -62,7 +62,7 @@ def test_train_prints_json_as_last_line_and_saves(tmp_path):
             ["train", "--model", "ann", "--train-size", "10"],
             "training-set size must be at least 100",
         ),
-        (["train", "--model", "ann", "--learning-rate", "5"], "learning rate must be"),
+        (["train", "--model", "ann", "--learning-rate", "5000"], "learning rate must be"),
         (["train", "--model", "ann", "--data", "/no/such.npz"], "/no/such.npz: no such file"),
         (["train", "--model", "ann", "--epochs", "two"], "invalid int value"),
     ],

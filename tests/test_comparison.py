@@ -25,7 +25,8 @@ from mnist_core.comparison import (
 from mnist_core.jobs import DEFAULT_TRAINING
 from mnist_core.models import AnnConfig, CnnConfig, config_to_dict
 from mnist_core.registry import ModelEntry, ModelNotFound, ModelRegistry
-from tests.apptest import open_page, texts
+from mnist_core.training_queue import Requester
+from tests.apptest import as_read, open_page, texts
 
 
 @pytest.fixture
@@ -339,7 +340,14 @@ def test_models_page_renames_and_deletes(models, monkeypatch):
     registry = ModelRegistry(models)
     ann, cnn = registry.newest("ann"), registry.newest("cnn")
     app = open_page("pages/models.py")
-    assert list(app.table[0].value["Model"]) == [e.name for e in registry.entries()]
+    assert list(map(as_read, app.table[0].value["Model"])) == [e.name for e in registry.entries()]
+    assert "Only the browser that trained this model, or the teacher" in texts(app)
+    assert next(b for b in app.button if b.label == "Delete this model...").disabled
+    # The teacher: the sidebar's passphrase is tested in a browser (tests/test_classroom.py),
+    # since AppTest runs app.py, and so the sidebar, only on a session's first run.
+    import ui  # after open_page: AppTest has put the project on the path
+
+    monkeypatch.setattr(ui, "requester", lambda: Requester("teacher", teacher=True))
     app.selectbox[0].set_value(ann.name).run()
     assert f"{ann.meta['test_accuracy']:.2%}" in [m.value for m in app.metric]
 
@@ -358,7 +366,7 @@ def test_models_page_renames_and_deletes(models, monkeypatch):
     assert not app.exception, app.exception
     assert f"Renamed {ann.name} to ANN-for-class-3." in texts(app)
     assert app.selectbox[0].value == "ANN-for-class-3"
-    assert "ANN-for-class-3" in list(app.table[0].value["Model"])
+    assert "ANN-for-class-3" in map(as_read, app.table[0].value["Model"])
     assert (models / "ANN-for-class-3.keras").exists() and not ann.model_path.exists()
 
     next(b for b in app.button if b.label == "Delete this model...").click().run()
@@ -366,10 +374,10 @@ def test_models_page_renames_and_deletes(models, monkeypatch):
     next(b for b in app.button if b.label == "Cancel").click().run()
     assert (models / "ANN-for-class-3.json").exists() and "for good?" not in texts(app)
     next(b for b in app.button if b.label == "Delete this model...").click().run()
-    next(b for b in app.button if b.label == "Yes, delete ANN-for-class-3").click().run()
+    next(b for b in app.button if as_read(b.label) == "Yes, delete ANN-for-class-3").click().run()
     assert not app.exception, app.exception
     assert "Deleted ANN-for-class-3." in texts(app)
-    assert list(app.table[0].value["Model"]) == [cnn.name]
+    assert list(map(as_read, app.table[0].value["Model"])) == [cnn.name]
     assert files(models) == [f"{cnn.name}.json", f"{cnn.name}.keras"]
 
 

@@ -13,7 +13,7 @@ from streamlit.testing.v1 import AppTest
 from bench.browser import browser_missing
 from mnist_core.charts import class_count_bars, pixel_values
 from mnist_core.data import NUM_CLASSES, class_counts, indices_of, mean_images
-from tests.apptest import open_page
+from tests.apptest import open_page, texts
 
 PER_PAGE = 40  # pages/data.py's page of digits
 WAIT = 60_000  # ms: a page's parts may come slowly on a busy machine
@@ -84,11 +84,7 @@ def test_data_page_says_what_it_runs_on(data_page, mnist):
     assert metrics["Training digits"] == f"{len(mnist.y_train):,}"
     assert metrics["Test digits"] == f"{len(mnist.y_test):,}"
     assert metrics["Running on"] == ("the offline sample" if mnist.is_sample else "full MNIST")
-    said = " ".join(
-        str(e.value)
-        for kind in ("markdown", "warning", "caption")
-        for e in getattr(data_page, kind)
-    )
+    said = texts(data_page)
     assert mnist.description in said and mnist.location in said
     assert len(data_page.get("plotly_chart")) == 1  # the counts; the pixels only on demand
 

@@ -15,6 +15,11 @@ from mnist_core.models import AnnConfig, CnnConfig
 from mnist_core.training import train
 from tests.apptest import open_page, texts, wait_for
 
+
+def lines(app) -> list[str]:
+    return texts(app).splitlines()
+
+
 ROOT = Path(__file__).resolve().parents[1]
 
 pytestmark = pytest.mark.usefixtures("apptest_env")
@@ -209,15 +214,13 @@ def test_evaluate_page_compares_the_newest_ann_and_cnn(
     x_test, y_test = small_mnist_sample.x_test[..., None] / 255, small_mnist_sample.y_test
     for path in sorted(saved_models.glob("*.keras")):  # ann-..., then cnn-...
         wrong = keras.saving.load_model(path).predict(x_test, verbose=0).argmax(1) != y_test
-        assert f"{path.stem}: {wrong.sum():,} mistakes, most confident first" in [
-            s.value for s in app.subheader
-        ]
-    assert any(" right, " in s.value and " wrong: " in s.value for s in app.subheader)
+        assert f"{path.stem}: {wrong.sum():,} mistakes, most confident first" in lines(app)
+    assert any(" right, " in line and " wrong: " in line for line in lines(app))
     app.toggle[0].set_value(True).run()  # another run: the evaluations are kept
     app.selectbox[0].set_value(7).run()  # mistakes on true 7s only
     assert not app.exception, app.exception
     assert evaluations == [1, 1]  # once per model file
-    ann = next(s.value for s in app.subheader if s.value.startswith("ann-"))
+    ann = next(line for line in lines(app) if line.startswith("ann-"))
     assert (
         ann.endswith("mistakes, most confident first")
         and int(ann.split(": ")[1].split()[0]) <= (y_test == 7).sum()

@@ -13,8 +13,14 @@ from mnist_core.jobs import TrainingConfig, TrainingJob, default_job, quick_jobs
 from mnist_core.models import AnnConfig, CnnConfig
 from mnist_core.protocol import Progressed
 from mnist_core.registry import ModelRegistry
-from mnist_core.training import WARMUP, one_cycle, train, training_batches
-from mnist_core.worker import TrainingBusy, TrainingService
+from mnist_core.training import (
+    WARMUP,
+    Checkpoint,
+    TrainingDiverged,
+    one_cycle,
+    train,
+    training_batches,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY_ANN = AnnConfig(hidden_units=(64,))
@@ -115,6 +121,56 @@ def test_impossible_settings_are_refused_before_training(tmp_path, small_mnist):
         tiny_job(tmp_path, batch_size=0).check()
 
 
+class CrashInEpoch(keras.callbacks.Callback):
+    """Stands for a kill -9: the run ends with an exception in the middle of an epoch."""
+
+    def __init__(self, epoch):
+        super().__init__()
+        self.crash_epoch = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self._epoch == self.crash_epoch and batch == 2:
+            raise KeyboardInterrupt
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch = epoch + 1
+
+
+def test_a_run_cut_short_resumes_from_its_last_whole_epoch(tmp_path, small_mnist):
+    checkpoint = Checkpoint(tmp_path / "checkpoints" / "run-1-0")
+    job = tiny_job(tmp_path, epochs=4, train_size=600)
+    with pytest.raises(KeyboardInterrupt):
+        train(job, small_mnist, checkpoint=checkpoint, callbacks=[CrashInEpoch(3)])
+    assert ModelRegistry(job.models_dir).entries() == []  # nothing half-done is listed
+    model, resumed = checkpoint.read()
+    assert resumed.epochs == 2 and len(resumed.history["epoch"]) == 2
+    events = []
+    entry = train(job, small_mnist, on_event=events.append, checkpoint=checkpoint)
+    epochs = [e.point.epoch for e in events if isinstance(e, Progressed) and e.epoch_end]
+    assert epochs == [3, 4]  # only the epochs the crash cost, then the rest
+    assert [p.epoch for p in entry.validation_curve] == [1, 2, 3, 4]
+    assert entry.meta["epochs"] == 4 and entry.test_accuracy > 0.5
+    assert not checkpoint.model_path.exists() and not checkpoint.progress_path.exists()
+
+
+def test_a_damaged_checkpoint_is_not_resumed_from(tmp_path):
+    checkpoint = Checkpoint(tmp_path / "run-1-job-0")
+    checkpoint.model_path.write_bytes(b"PK\x03\x04 cut short by a crash")
+    checkpoint.progress_path.write_text('{"epochs": 2')
+    assert checkpoint.read() is None  # the job starts over
+
+
+def test_a_nan_loss_stops_the_run_and_says_why(tmp_path, small_mnist):
+    job = TrainingJob(
+        AnnConfig(hidden_units=(64,), learning_rate=1000.0),
+        TrainingConfig(epochs=3, batch_size=64),
+        models_dir=str(tmp_path / "models"),
+    )
+    with pytest.raises(TrainingDiverged, match=r"loss became .* the weights blew up.*too high"):
+        train(job, small_mnist)
+    assert ModelRegistry(job.models_dir).entries() == []
+
+
 def test_default_job_applies_overrides_to_the_right_part():
     job = default_job("cnn", epochs=3, filters=(4,), name="x", learning_rate=None)
     assert job.training.epochs == 3 and job.model.filters == (4,) and job.name == "x"
@@ -124,95 +180,7 @@ def test_default_job_applies_overrides_to_the_right_part():
     assert all(j.training.time_budget for j in quick_jobs())
 
 
-# --- the worker process, as the app uses it ------------------------------------------------
-
-
-@pytest.fixture
-def service():
-    service = TrainingService()
-    yield service
-    service.shutdown()
-
-
-def wait(run, timeout=120):
-    deadline = time.monotonic() + timeout
-    while run.active and time.monotonic() < deadline:
-        time.sleep(0.2)
-    return run.state
-
-
-def test_service_trains_two_jobs_and_reports_progress(service, tmp_path):
-    jobs = [
-        TrainingJob(
-            TINY_ANN,
-            TrainingConfig(epochs=2, train_size=500),
-            data_path="sample",
-            models_dir=str(tmp_path),
-        ),
-        TrainingJob(
-            TINY_CNN,
-            TrainingConfig(epochs=1, train_size=500),
-            data_path="sample",
-            models_dir=str(tmp_path),
-            name="my-cnn",
-        ),
-    ]
-    run = service.start(jobs)
-    with pytest.raises(TrainingBusy, match=r"busy: (ANN|CNN)( 'my-cnn')? is training, \d+% done"):
-        service.start(jobs)
-    state = wait(run)
-    assert state.status == "finished", state.error
-    assert [m.kind for m in state.saved] == ["ann", "cnn"]
-    assert state.saved[1].name == "my-cnn"
-    assert [len(e) for e in state.epochs] == [2, 1]
-    assert all(state.batches)
-    assert state.overall_progress == 1.0
-    assert {e.name for e in ModelRegistry(tmp_path).entries()} == {m.name for m in state.saved}
-    again = service.start(jobs[:1])  # not busy any more
-    assert wait(again).status == "finished"
-
-
-def start_long_run(service, tmp_path):
-    """A 50-epoch run in the worker, returned once its first batches are reported."""
-    job = TrainingJob(
-        TINY_CNN,
-        TrainingConfig(epochs=50, batch_size=16),
-        data_path="sample",
-        models_dir=str(tmp_path),
-    )
-    run = service.start([job])
-    while not run.state.batches[0]:
-        time.sleep(0.1)
-    return run
-
-
-def test_stop_ends_after_the_current_batch_and_saves(service, tmp_path):
-    run = start_long_run(service, tmp_path)
-    run.stop()
-    state = wait(run, timeout=60)
-    assert state.status == "stopped"
-    assert state.saved[0].stopped and state.saved[0].epochs < 50
-
-
-def test_errors_in_the_worker_are_shown_not_swallowed(service, tmp_path):
-    job = TrainingJob(TINY_ANN, TrainingConfig(epochs=1), data_path=str(tmp_path / "missing.npz"))
-    state = wait(service.start([job]))
-    assert state.status == "failed"
-    assert "missing.npz: no such file" in state.error
-
-
-def test_a_dead_worker_is_reported_and_replaced(service, tmp_path):
-    run = start_long_run(service, tmp_path)
-    service._process.kill()
-    state = wait(run, timeout=30)
-    assert state.status == "failed" and "training process died" in state.error
-    quick = TrainingJob(
-        TINY_ANN,
-        TrainingConfig(epochs=1, train_size=200),
-        data_path="sample",
-        models_dir=str(tmp_path),
-    )
-    assert wait(service.start([quick])).status == "finished"
+# --- the worker process ---------------------------------------------------------------
 
 
 def test_worker_exits_when_the_server_goes_away(tmp_path):
