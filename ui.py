@@ -387,16 +387,23 @@ def watched_run() -> TrainingRun | None:
 
 
 def poll_training(
-    show: Callable[[TrainingRun | None], None], every: float, idle_every: float | None = None
+    show: Callable[[TrainingRun | None], None],
+    every: float,
+    idle_every: float | None = None,
+    own_runs_only: bool = False,
 ) -> None:
     """``show(watched run)`` in a fragment that reruns alone: every ``every`` seconds while
-    a run trains or waits, every ``idle_every`` otherwise (``None``: not at all).
+    a run trains or waits (``own_runs_only``: a run of this browser's), every
+    ``idle_every`` otherwise (``None``: not at all).
 
     A fragment's polling rate is fixed when the page runs, so the whole page reruns when
     the watched run changes or ends (a finished run also brings new models to list).
     """
     snapshot = training_queue().snapshot()
-    busy = bool(snapshot.training or snapshot.waiting)
+    runs = [*snapshot.training, *(waiting.run for waiting in snapshot.waiting)]
+    if own_runs_only:
+        runs = [run for run in runs if run.owner == requester().owner]
+    busy = bool(runs)
     with st.container():  # a place of its own: two pollers on a page are two fragments
         st.fragment(run_every=every if busy else idle_every)(_poll)(show)
 
@@ -413,15 +420,16 @@ def _poll(show: Callable[[TrainingRun | None], None]) -> None:
 
 
 def progress_bar(run: TrainingRun | None) -> None:
-    """One line for pages other than Train: a run's progress, or why it failed."""
-    if run is None:
+    """One line for pages other than Train: this browser's run's progress, or why it
+    failed (others' runs are the Train page's)."""
+    if run is None or run.owner != requester().owner:
         return
     state = run.state
     if state.active:
         st.progress(state.overall_progress, text=f"{state.message}...")
     elif state.waiting:
         st.caption("Your training waits in the queue: see the Train page.")
-    elif state.status == "failed" and run.owner == requester().owner:
+    elif state.status == "failed":
         st.error(f"Training failed: {markdown_literal(state.error)}")
 
 
@@ -490,7 +498,14 @@ def queue_board(watched: TrainingRun | None = None) -> None:
     """Every run training or waiting, in order, with Stop or Cancel for its owner and the
     teacher (but for ``watched``, whose own status shows them); the queue is the same for
     every browser."""
-    snapshot = training_queue().snapshot()
+    queue = training_queue()
+    if queue.storage_error:
+        st.warning(
+            f"{markdown_literal(queue.storage_error)}. Training goes on, but a server restart "
+            "would not find these runs.",
+            icon=":material/save:",
+        )
+    snapshot = queue.snapshot()
     if not (snapshot.training or snapshot.waiting):
         st.caption("The training queue is empty: a Start trains at once.")
         return

@@ -166,6 +166,7 @@ class TrainingQueue(Protocol):
     """What the pages ask of a training queue. Every method is safe from any thread."""
 
     limits: Limits
+    storage_error: str | None  # why the queue's state cannot be kept, if it cannot
 
     def submit(self, jobs: Sequence[TrainingJob], requester: Requester) -> TrainingRun:
         """Queue ``jobs`` as one run; ``QueueRefused`` says why not."""

@@ -21,9 +21,10 @@ if missing := [kind for kind in KINDS if not entries[kind]]:
     )
     if st.button(f"Train quick {names} {models}", type="primary"):
         ui.start_training(quick_jobs(missing, data_path=data.reference))
-# Every few seconds only: thirty browsers draw here while a run trains, and each poll is a
-# rerun the server makes and a stroke may wait behind.
-ui.poll_training(ui.progress_bar, every=3.0)
+# Only while this browser's own run trains (its quick models, say): thirty browsers draw
+# here while the teacher's run trains, and a poll is a rerun the server makes for each, which
+# a stroke's rerun waits behind (bench/load.py lost strokes to them).
+ui.poll_training(ui.progress_bar, every=3.0, own_runs_only=True)
 
 
 @st.fragment  # each stroke reruns only this, not the data and model checks above

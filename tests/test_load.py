@@ -1,5 +1,5 @@
 """The load benchmark's core, small: two drawing sessions (one real Chromium, one at the
-websocket level) and one queuing session while a training runs, for about 20 s."""
+websocket level) and one queuing session while a training runs, for about 10 s."""
 
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ def models_dir(trained_models, tmp_path_factory):
 
 def test_both_kinds_of_session_see_predictions_while_a_run_trains(models_dir, mnist_reference):
     settings = Settings(
-        drawers=2, real=1, queuers=1, seconds=20, unloaded_seconds=3, warmup_seconds=2
+        drawers=2, real=1, queuers=1, seconds=10, unloaded_seconds=2, warmup_seconds=1
     )
     with running_app(str(models_dir), mnist_reference) as (url, server):
         report = asyncio.run(measure(url, server.pid, settings, say=lambda _: None))
