@@ -189,6 +189,12 @@ class TrainingQueue(Protocol):
 
     def snapshot(self) -> QueueSnapshot: ...
 
+    def resumable_epochs(self, run: TrainingRun) -> int:
+        """Epochs of an interrupted run's current job that its checkpoint holds."""
+
+    def start_workers(self) -> None:
+        """Get whatever trains ready before the first Start (a remote engine: nothing)."""
+
 
 def default_slots() -> int:
     """How many runs train at once: ``MNIST_TRAINING_SLOTS``, else one on up to four
@@ -411,9 +417,9 @@ class LocalTrainingQueue:
     def _remaining(self, run: TrainingRun) -> float:
         """Seconds until ``run`` ends, estimated from its progress or its settings."""
         state = run.state
-        later = sum(self._job_seconds(job) for job in run.jobs[state.current + 1 :])
         if not run.active:
             return sum(self._job_seconds(job) for job in run.jobs[run.first :])
+        later = sum(self._job_seconds(job) for job in run.jobs[state.current + 1 :])
         if state.progress > 0.05:
             now = state.elapsed * (1 - state.progress) / state.progress + JOB_OVERHEAD
         else:

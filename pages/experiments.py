@@ -136,8 +136,10 @@ if st.button(f"Run these {len(edited)} models", type="primary", disabled=edited.
     else:
         if ui.start_training(jobs):
             st.session_state["experiment"] = jobs[0].experiment
-st.caption("The experiment goes through the training queue, as one run: if others are "
-           "training, it waits its turn.")  # fmt: skip
+st.caption(
+    "The experiment goes through the training queue, as one run: if others are training, "
+    "it waits its turn."
+)
 ui.poll_training(sweep_progress, every=2.0)
 
 st.header("Results")

@@ -170,7 +170,7 @@ available = len(data.y_train) - validation_count(data, TrainingConfig())
 linked, problems = job_from_query(st.query_params.to_dict(), available=available)
 limits = Limits() if ui.requester().teacher else ui.training_queue().limits
 linked, capped = limits.clamp(linked)
-problems += [f"{note}" for note in capped]
+problems += capped
 if problems:
     ignored = "\n- ".join(markdown_literal(problem) for problem in problems)
     st.warning("Some settings of this link were changed or ignored:\n\n- " + ignored)
