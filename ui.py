@@ -363,6 +363,9 @@ def start_training(jobs: list[TrainingJob]) -> TrainingRun | None:
     except QueueRefused as error:
         st.warning(f"Cannot start: {markdown_literal(error)}.", icon=":material/hourglass_top:")
         return None
+    except ValueError as error:  # a job the caps made impossible (a batch above the images)
+        st.error(f"Cannot start: {markdown_literal(error)}.")
+        return None
     if waiting := queue.snapshot().waiting_of(run.id):
         st.toast(
             f"Queued: number {waiting.position}, starts in about {duration(waiting.starts_in)}.",

@@ -138,6 +138,8 @@ def test_students_are_held_to_the_teachers_caps_and_a_rate(root):
         "time budget set to 30 s, the teacher's limit",
         "training images set to 500, the teacher's limit",
     ]
+    with pytest.raises(ValueError, match="larger than the training set of 500 images"):
+        queue.submit([job(QUICK, root, training=TrainingConfig(batch_size=1024))], BOB)
     try:
         first = queue.submit([job(QUICK, root)], ALICE)
         assert first.jobs[0].training.time_budget == 30
