@@ -25,6 +25,7 @@ from streamlit.runtime.pages_manager import PagesManager
 from streamlit.runtime.scriptrunner import script_runner
 
 from mnist_core.charts import (
+    image_strip,
     probability_bars,
     run_curves,
     saved_curves,
@@ -753,9 +754,8 @@ def prediction(kind: str, model, drawing: Preprocessed) -> int:
     """What ``model`` reads in ``drawing``: the digit, its top three and all ten bars."""
     probabilities = predict(model, drawing.image)
     (best, confidence), *others = top_k(probabilities, 3)
-    st.markdown(f"### {kind.upper()} predicts **{best}**")
     st.markdown(
-        f"**{confidence:.0%} sure**; then "
+        f"### {kind.upper()} predicts **{best}**\n\n**{confidence:.0%} sure**; then "
         + ", ".join(f"**{digit}** ({p:.0%})" for digit, p in others)
     )
     st.html(probability_bars(probabilities, kind))
@@ -781,5 +781,4 @@ def pipeline_strip(drawing: Preprocessed) -> None:
         (drawing.fitted, "fitted in 20×20"),
         (drawing.image, "centred in 28×28: the input"),
     ]
-    for column, (image, caption) in zip(st.columns(len(steps)), steps, strict=True):
-        column.image(enlarge(image, 160), caption=caption)
+    st.html(image_strip(steps))

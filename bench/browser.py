@@ -106,6 +106,7 @@ def running_app(
             stdout=log,
             stderr=subprocess.STDOUT,
             text=True,
+            start_new_session=True,  # as from a terminal of its own: not in this one's group
         )
         url = f"http://127.0.0.1:{port}"
         try:

@@ -25,6 +25,7 @@ _PUNCTUATION = re.compile(f"([{re.escape(string.punctuation)}])")
 # characters breaks each pattern without changing what the reader sees.
 _PATTERN_PAIRS = re.compile(r"(?<=:)(?=\S)|(?<=[-<>~])(?=[-<>=])")
 WORD_JOINER = "\u2060"
+_ESCAPED = re.compile(f"\\\\([{re.escape(string.punctuation)}])")
 _LINE_BREAKS = re.compile(r"\s*[\r\n]+\s*")
 
 
@@ -36,6 +37,12 @@ def markdown_literal(text: object) -> str:
     """
     one_line = _LINE_BREAKS.sub(" ", str(text))
     return _PUNCTUATION.sub(r"\\\1", _PATTERN_PAIRS.sub(WORD_JOINER, one_line))
+
+
+def as_read(markdown: str) -> str:
+    """What a reader sees of ``markdown_literal``'s output: the text without its escapes and
+    word joiners (for tests and the load benchmark, which read what the page says)."""
+    return _ESCAPED.sub(r"\1", markdown).replace(WORD_JOINER, "")
 
 
 def plotly_literal(text: object) -> str:

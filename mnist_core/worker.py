@@ -107,6 +107,14 @@ class WorkerProcess:
             text=True,
             bufsize=1,
             env=env,
+            # A session of its own: where Linux schedules by session (autogroups, on by default
+            # on desktops), the server and the training are two groups sharing the cores
+            # evenly. The server, one Python process, rarely wants more than a core, so its
+            # answers stay prompt and training keeps the rest; in the server's group, the
+            # server's threads crowded training out (bench/load.py: 1,834 images/s under thirty
+            # drawing sessions, ~2,700 apart). It also keeps the terminal's Ctrl+C from the
+            # worker: it exits when the server closes its stdin.
+            start_new_session=True,
         )
         threading.Thread(
             target=self._listen, args=(process,), name="training-listener", daemon=True
@@ -142,8 +150,8 @@ def main() -> None:
     """The worker: train each run it is sent, reporting events, until stdin closes."""
     protocol = os.fdopen(os.dup(sys.stdout.fileno()), "w", buffering=1)
     sys.stdout = sys.stderr  # stray prints from libraries must not corrupt the protocol
-    # Below the web server: when thirty browsers draw, their predictions come first and
-    # training gets the rest of the CPU (the server needs a third of a core).
+    # Below the web server where the kernel ranks processes, not sessions (macOS, or a server
+    # run as a service): when thirty browsers draw, their predictions come first.
     os.nice(WORKER_NICENESS)
     from . import training  # imports TensorFlow now, so that Start does not wait for it
 

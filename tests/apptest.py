@@ -6,15 +6,13 @@ The fixture that gives these tests a clean server, ``apptest_env``, is in confte
 
 from __future__ import annotations
 
-import re
-import string
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 from streamlit.testing.v1 import AppTest
 
-from mnist_core.text import WORD_JOINER
+from mnist_core.text import as_read
 
 APP = str(Path(__file__).resolve().parents[1] / "app.py")
 
@@ -33,15 +31,6 @@ def open_page(page: str | None = None, timeout: float = 60, **query) -> AppTest:
         app.switch_page(page).run()
     assert not app.exception, app.exception
     return app
-
-
-ESCAPED = re.compile(f"\\\\([{re.escape(string.punctuation)}])")
-
-
-def as_read(markdown: str) -> str:
-    """``markdown`` as a reader sees it: without the escapes that keep user text from
-    reading as Markdown (mnist_core.text)."""
-    return ESCAPED.sub(r"\1", markdown).replace(WORD_JOINER, "")
 
 
 def texts(app: AppTest) -> str:

@@ -38,7 +38,8 @@ from mnist_core.preprocessing import (
     preprocess_photo,
 )
 from mnist_core.registry import ModelLoadError, ModelNotFound, ModelRegistry, sanitize_name
-from tests.apptest import as_read, open_page, texts
+from mnist_core.text import as_read
+from tests.apptest import open_page, texts
 from tests.test_data import synthetic_arrays, write_idx_folder
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -1,12 +1,16 @@
+import base64
+import io
 import re
 
 import numpy as np
+from PIL import Image
 
 from mnist_core.charts import (
     BAR_PIXELS,
     COLORS,
     Curves,
     confusion_heatmap,
+    image_strip,
     per_digit_bars,
     probability_bars,
     run_curves,
@@ -45,6 +49,22 @@ def test_training_curves_show_the_run_and_saved_models_to_compare():
     assert figure.data[0].opacity < 1 and figure.data[1].opacity in (None, 1)
     assert list(figure.data[2].y) == [0.95, 0.95]
     assert figure.layout.yaxis.tickformat == ".0%"
+
+
+def test_image_strip_shows_each_image_at_its_size_with_its_caption():
+    small = np.zeros((28, 28), np.float32)
+    small[10:18, 12:16] = 1.0
+    tall = np.full((300, 150), 255, np.uint8)  # uint8, larger than shown: shrunk, not sent whole
+    html = image_strip([(small, "the input"), (tall, "cropped")], size=160)
+    sources = re.findall(r'src="data:image/png;base64,([^"]+)"', html)
+    pictures = [Image.open(io.BytesIO(base64.b64decode(source))) for source in sources]
+    assert [p.size for p in pictures] == [(28, 28), (80, 160)]
+    assert np.array_equal(np.asarray(pictures[0]) > 127, small > 0.5)
+    assert np.asarray(pictures[1]).min() == 255
+    shown = re.findall(r"width:(\d+)px;height:(\d+)px", html)
+    assert shown == [("160", "160"), ("80", "160")]
+    assert "image-rendering:pixelated" in html  # enlarged with crisp pixels, as MNIST is
+    assert html.index("the input") < html.index("cropped")
 
 
 def test_probability_bars_highlight_the_most_likely_digit():

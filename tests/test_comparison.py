@@ -25,8 +25,9 @@ from mnist_core.comparison import (
 from mnist_core.jobs import DEFAULT_TRAINING
 from mnist_core.models import AnnConfig, CnnConfig, config_to_dict
 from mnist_core.registry import ModelEntry, ModelNotFound, ModelRegistry
+from mnist_core.text import as_read
 from mnist_core.training_queue import Requester
-from tests.apptest import as_read, open_page, texts
+from tests.apptest import open_page, texts
 
 
 @pytest.fixture

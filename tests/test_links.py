@@ -16,7 +16,8 @@ from bench.browser import browser_missing
 from mnist_core.jobs import default_job
 from mnist_core.links import PARAMETERS, job_from_query, job_settings, link, query_from_job
 from mnist_core.models import KINDS
-from tests.apptest import as_read, open_page, texts
+from mnist_core.text import as_read
+from tests.apptest import open_page, texts
 
 NON_DEFAULT = {
     "ann": default_job(

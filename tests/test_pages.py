@@ -125,8 +125,10 @@ def test_draw_page_reads_an_uploaded_photo(saved_models):
     assert not app.exception, app.exception
     said = texts(app)
     assert "ANN predicts" in said and "CNN predicts" in said
-    bars = [e.proto.body for e in app.get("html")]  # the ten probabilities of each model
+    *bars, steps = [e.proto.body for e in app.get("html")]  # each model's ten bars, the steps
     assert [b.count("<b ") for b in bars] == [10, 10] and "ANN probabilities" in bars[0], bars
+    assert steps.count('src="data:image/png;base64,') == 4, steps[:300]
+    assert "centred in 28×28: the input" in steps
 
 
 def test_draw_page_refuses_a_file_that_is_not_an_image(saved_models):

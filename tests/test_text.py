@@ -14,7 +14,7 @@ import shutil
 import pytest
 
 from mnist_core.registry import ModelRegistry, sanitize_name
-from mnist_core.text import WORD_JOINER, markdown_literal, plotly_literal
+from mnist_core.text import WORD_JOINER, as_read, markdown_literal, plotly_literal
 
 WJ = WORD_JOINER
 TRICKY = [
@@ -63,6 +63,11 @@ def test_a_markdown_renderer_reads_the_escaped_text_back_letter_for_letter(text)
     shown = body.group(1).replace(WJ, "")
     assert "<" not in shown.replace("&lt;", "")  # no tag: no bold, link, code or image
     assert html.unescape(shown) == text.replace("\n", " ")
+
+
+@pytest.mark.parametrize("text", TRICKY)
+def test_as_read_gives_back_the_text_markdown_literal_was_given(text):
+    assert as_read(markdown_literal(text)) == text.replace("\n", " ")
 
 
 def test_plotly_literal_escapes_tags_and_entities_but_not_quotes():
