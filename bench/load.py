@@ -716,17 +716,6 @@ def as_clients(server_pid: int) -> None:
                     Path(f"/proc/{pid}/autogroup").write_text(str(CLIENT_NICENESS))
 
 
-def as_client_process(server_pid: int) -> None:
-    """Run this process (the websocket sessions) at the lowest CPU priority too, for the same
-    reason as ``as_clients``: where the kernel groups processes by session (autogroups), in
-    a group of its own below the server's."""
-    group = _autogroup(os.getpid())
-    if group and group != _autogroup(server_pid):
-        with suppress(OSError):
-            Path("/proc/self/autogroup").write_text(str(CLIENT_NICENESS))
-    os.setpriority(os.PRIO_PROCESS, 0, CLIENT_NICENESS)
-
-
 def _autogroup(pid: int) -> str | None:
     """The scheduler's autogroup of ``pid`` ("/autogroup-N"), or None without autogroups."""
     with suppress(OSError, IndexError):
@@ -1008,7 +997,6 @@ def main(argv: list[str] | None = None) -> int:
             shutil.copy(path, models)
         with running_app(models, data, port=options.port) as (url, server):
             print(f"serving {url} (pid {server.pid}), models copied from {source}, data {data}")
-            as_client_process(server.pid)
             report = asyncio.run(measure(url, server.pid, settings))
     print_report(report)
     return 0 if all(report.passed.values()) else 1
