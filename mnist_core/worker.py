@@ -112,7 +112,7 @@ class WorkerProcess:
             # evenly. The server, one Python process, rarely wants more than a core, so its
             # answers stay prompt and training keeps the rest; in the server's group, the
             # server's threads crowded training out (bench/load.py: 1,834 images/s under thirty
-            # drawing sessions, ~2,700 apart). It also keeps the terminal's Ctrl+C from the
+            # drawing sessions, 2,350-3,010 apart). It also keeps the terminal's Ctrl+C from the
             # worker: it exits when the server closes its stdin.
             start_new_session=True,
         )
