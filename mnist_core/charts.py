@@ -6,6 +6,7 @@ Built here, not in the pages, so they can be tested without a browser.
 from __future__ import annotations
 
 import base64
+import html
 import io
 import itertools
 from collections.abc import Sequence
@@ -150,7 +151,7 @@ def probability_bars(probabilities: np.ndarray, kind: str) -> str:
 
 def image_strip(images: Sequence[tuple[np.ndarray, str]], size: int = 160) -> str:
     """Small images (values in [0, 1] or uint8) side by side, each ``size`` pixels on its
-    longer side with its caption below, as plain HTML with the images inline.
+    longer side with its caption (shown as written) below, as plain HTML with the images inline.
 
     One element, not ``st.image`` in columns: the Draw page shows its preprocessing steps at
     every stroke, and each ``st.image`` is a PNG enlarged and encoded on the server, a file
@@ -160,12 +161,13 @@ def image_strip(images: Sequence[tuple[np.ndarray, str]], size: int = 160) -> st
     """
     figures = "".join(
         f'<figure style="margin:0;display:flex;flex-direction:column;align-items:center">'
-        f'<img src="{_png_data_url(image, size)}" alt="{caption}" style="width:{width}px;'
+        f'<img src="{_png_data_url(image, size)}" alt="{text}" style="width:{width}px;'
         f'height:{height}px;image-rendering:pixelated;background:#000">'
         f'<figcaption style="font-size:0.875rem;opacity:0.6;text-align:center;'
-        f'max-width:{size}px">{caption}</figcaption></figure>'
+        f'max-width:{size}px">{text}</figcaption></figure>'
         for image, caption in images
         for width, height in [_display_size(image.shape, size)]
+        for text in [html.escape(caption)]
     )
     return f'<div style="display:flex;flex-wrap:wrap;gap:1rem;align-items:flex-end">{figures}</div>'
 

@@ -111,9 +111,9 @@ class WorkerProcess:
             # on desktops), the server and the training are two groups sharing the cores
             # evenly. The server, one Python process, rarely wants more than a core, so its
             # answers stay prompt and training keeps the rest; in the server's group, the
-            # server's threads crowded training out (bench/load.py: 1,834 images/s under thirty
-            # drawing sessions, 2,350-3,010 apart). It also keeps the terminal's Ctrl+C from the
-            # worker: it exits when the server closes its stdin.
+            # server's threads crowded training out (bench/load.py, thirty drawing sessions:
+            # 1,834 images/s there, 2,350-3,010 in a group of its own). It also keeps the
+            # terminal's Ctrl+C from the worker: it exits when the server closes its stdin.
             start_new_session=True,
         )
         threading.Thread(

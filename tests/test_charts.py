@@ -65,6 +65,7 @@ def test_image_strip_shows_each_image_at_its_size_with_its_caption():
     assert shown == [("160", "160"), ("80", "160")]
     assert "image-rendering:pixelated" in html  # enlarged with crisp pixels, as MNIST is
     assert html.index("the input") < html.index("cropped")
+    assert "a &lt;b&gt; &amp; c" in image_strip([(small, "a <b> & c")])  # captions as written
 
 
 def test_probability_bars_highlight_the_most_likely_digit():
