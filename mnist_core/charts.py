@@ -18,6 +18,7 @@ from PIL import Image
 from plotly.subplots import make_subplots
 
 from .data import NUM_CLASSES
+from .preprocessing import scaled_size
 from .protocol import CurvePoint, RunState
 from .registry import ModelEntry
 from .robustness import Robustness
@@ -166,15 +167,10 @@ def image_strip(images: Sequence[tuple[np.ndarray, str]], size: int = 160) -> st
         f'<figcaption style="font-size:0.875rem;opacity:0.6;text-align:center;'
         f'max-width:{size}px">{text}</figcaption></figure>'
         for image, caption in images
-        for width, height in [_display_size(image.shape, size)]
+        for width, height in [scaled_size(image.shape, size)]
         for text in [html.escape(caption)]
     )
     return f'<div style="display:flex;flex-wrap:wrap;gap:1rem;align-items:flex-end">{figures}</div>'
-
-
-def _display_size(shape: tuple[int, ...], size: int) -> tuple[int, int]:
-    scale = size / max(shape[:2])
-    return max(1, round(shape[1] * scale)), max(1, round(shape[0] * scale))
 
 
 def _png_data_url(image: np.ndarray, size: int) -> str:
@@ -184,7 +180,7 @@ def _png_data_url(image: np.ndarray, size: int) -> str:
         pixels = pixels / 255.0
     picture = Image.fromarray((pixels.clip(0, 1) * 255).astype(np.uint8))
     if max(picture.size) > size:
-        picture = picture.resize(_display_size(pixels.shape, size), Image.Resampling.BOX)
+        picture = picture.resize(scaled_size(pixels.shape, size), Image.Resampling.BOX)
     encoded = io.BytesIO()
     picture.save(encoded, format="PNG")
     return "data:image/png;base64," + base64.b64encode(encoded.getvalue()).decode("ascii")

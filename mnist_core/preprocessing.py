@@ -278,7 +278,12 @@ def enlarge(image: np.ndarray, size: int = 140) -> np.ndarray:
     pixels = np.asarray(image, dtype=np.float32)
     if pixels.max() > 1.0:
         pixels = pixels / 255.0
-    scale = size / max(pixels.shape)
-    shape = (max(1, round(pixels.shape[1] * scale)), max(1, round(pixels.shape[0] * scale)))
     small = Image.fromarray((pixels.clip(0, 1) * 255).astype(np.uint8))
-    return np.asarray(small.resize(shape, Image.Resampling.NEAREST))
+    return np.asarray(small.resize(scaled_size(pixels.shape, size), Image.Resampling.NEAREST))
+
+
+def scaled_size(shape: tuple[int, ...], size: int) -> tuple[int, int]:
+    """(width, height) of an image of ``shape`` (rows, columns) scaled to ``size`` pixels on
+    its longer side."""
+    scale = size / max(shape[:2])
+    return max(1, round(shape[1] * scale)), max(1, round(shape[0] * scale))
