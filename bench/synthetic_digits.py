@@ -9,9 +9,9 @@ models read drawings, which MNIST's own test set cannot tell.
 from __future__ import annotations
 
 import numpy as np
-from PIL import Image, ImageDraw
 
 from mnist_core.preprocessing import BRUSH_SIZE, CANVAS_SIZE
+from mnist_core.strokes import render as render_in_pixels
 
 Stroke = list[tuple[float, float]]
 
@@ -134,38 +134,9 @@ def make_set(
 
 
 def render(strokes: list[Stroke], size: int = CANVAS_SIZE, width: int = BRUSH_SIZE) -> np.ndarray:
-    """RGBA (size, size, 4) uint8 as the canvas returns it: white on opaque black.
-
-    Like fabric.js's freedraw brush: each stroke is a smooth path of quadratic curves
-    through the midpoints of its points, stroked with round caps and joins, anti-aliased
-    (here by drawing 4x larger and averaging down).
-    """
-    scale = 4
-    image = Image.new("L", (size * scale, size * scale), 0)
-    draw = ImageDraw.Draw(image)
-    radius = width * scale / 2
-    for stroke in strokes:
-        path = _smooth_path(np.asarray(stroke, dtype=np.float64) * size * scale)
-        draw.line([tuple(p) for p in path], fill=255, width=round(width * scale), joint="curve")
-        for x, y in path:  # round caps, and round joins however sharp the turn
-            draw.ellipse((x - radius, y - radius, x + radius, y + radius), fill=255)
-    gray = np.asarray(image.reduce(scale))
-    return np.dstack([gray, gray, gray, np.full_like(gray, 255)])
-
-
-def _smooth_path(points: np.ndarray, steps: int = 4) -> np.ndarray:
-    """fabric.js's PencilBrush path: straight to the first midpoint, then quadratic
-    curves with each point as control and the midpoints as ends, straight to the last."""
-    if len(points) < 3:
-        return points
-    mids = (points[:-1] + points[1:]) / 2
-    t = np.linspace(0, 1, steps, endpoint=False)[1:, None]
-    path = [points[0], mids[0]]
-    for control, start, end in zip(points[1:-1], mids[:-1], mids[1:], strict=True):
-        path.extend((1 - t) ** 2 * start + 2 * t * (1 - t) * control + t**2 * end)
-        path.append(end)
-    path.append(points[-1])
-    return np.asarray(path)
+    """RGBA (size, size, 4) uint8 as the canvas returns it, from strokes in canvas fractions
+    (``mnist_core.strokes.render`` draws them)."""
+    return render_in_pixels([np.asarray(s, dtype=np.float64) * size for s in strokes], size, width)
 
 
 def _resample(
