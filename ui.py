@@ -48,7 +48,7 @@ from mnist_core.preprocessing import (
     preprocess_canvas,
     preprocess_photo,
 )
-from mnist_core.registry import ModelEntry, ModelLoadError, ModelRegistry
+from mnist_core.registry import ModelEntry, ModelGone, ModelLoadError, ModelNotFound, ModelRegistry
 from mnist_core.robustness import PERTURBATIONS, SUBSET_SIZE, Robustness, measure
 from mnist_core.text import markdown_literal
 from mnist_core.training_queue import (
@@ -214,6 +214,8 @@ def saved_models_choice(label: str, **options) -> list[ModelEntry]:
     """A multiselect of every saved model (the newest ANN and CNN chosen at first) and the
     chosen ones; with no saved model, the page says to train one and stops."""
     entries = saved_models()
+    for kind in KINDS:
+        gone_notice(kind)
     names = st.multiselect(
         label,
         list(entries),
@@ -245,14 +247,25 @@ def _load_model(name: str, modified: float):
     # all once a model is loaded. Unfreezing first lets models evicted from this cache go.
     gc.unfreeze()
     gc.collect()
-    model = registry().load(registry().get(name))
+    try:
+        model = registry().load(registry().get(name))
+    except ModelNotFound:
+        raise ModelGone(name) from None
     gc.freeze()
     return model
 
 
 def load_model(entry: ModelEntry):
-    """The Keras model of ``entry``, loaded once per file version for all sessions."""
-    return _load_model(entry.name, entry.model_path.stat().st_mtime)
+    """The Keras model of ``entry``, loaded once per file version for all sessions;
+    ``ModelGone`` if it was deleted or renamed since it was listed."""
+    return _load_model(entry.name, _file_version(entry))
+
+
+def _file_version(entry: ModelEntry) -> float:
+    try:
+        return entry.model_path.stat().st_mtime
+    except FileNotFoundError:
+        raise ModelGone(entry.name) from None
 
 
 # Model files whose evaluation (~0.8 MB each) and robustness (~1 kB) the server keeps.
@@ -266,19 +279,24 @@ def _measurements(what: str) -> dict[tuple[str, float], object]:
 
 def _once_per_model_file(what: str, entry: ModelEntry, text: str, compute: Callable):
     """``compute(model, on_progress)`` for ``entry``'s model, once per model file for all
-    sessions, with a progress bar saying ``text`` the first time."""
-    key = (entry.name, entry.model_path.stat().st_mtime)
-    store = _measurements(what)
-    if key not in store:
-        bar = st.progress(0.0, text=text)
-        store[key] = compute(load_model(entry), lambda done: bar.progress(done, text))
-        bar.empty()
+    sessions, with a progress bar saying ``text`` the first time; ``None`` (saying so) if
+    the model was deleted or renamed meanwhile."""
+    try:
+        key = (entry.name, _file_version(entry))
+        store = _measurements(what)
+        if key not in store:
+            bar = st.progress(0.0, text=text)
+            store[key] = compute(load_model(entry), lambda done: bar.progress(done, text))
+            bar.empty()
+    except ModelGone:
+        model_gone(entry)
+        return None
         while len(store) > MEASUREMENTS_KEPT:
             store.pop(next(iter(store)))  # the oldest
     return store[key]
 
 
-def evaluation(entry: ModelEntry) -> Evaluation:
+def evaluation(entry: ModelEntry) -> Evaluation | None:
     """``entry``'s reading of the whole test set, computed once per model file for all
     sessions, with a progress bar the first time."""
     text = f"Evaluating {markdown_literal(entry.name)} on {len(mnist().y_test):,} test digits..."
@@ -287,7 +305,7 @@ def evaluation(entry: ModelEntry) -> Evaluation:
     )
 
 
-def robustness(entry: ModelEntry) -> Robustness:
+def robustness(entry: ModelEntry) -> Robustness | None:
     """``entry``'s accuracy on moved, turned, resized, blurred, noisy and partly hidden
     test digits, measured once per model file for all sessions, with a progress bar."""
     digits = min(SUBSET_SIZE, len(mnist().y_test))
@@ -729,6 +747,7 @@ def model_choice(kind: str, entries: list[ModelEntry]):
 def entry_choice(kind: str, entries: list[ModelEntry]) -> ModelEntry | None:
     """A selector of the saved models of ``kind`` (newest first) and the chosen one, or
     ``None`` (saying so on the page) if there is none."""
+    gone_notice(kind)
     if not entries:
         st.subheader(f"{kind.upper()}: no model yet")
         return None
@@ -742,12 +761,37 @@ def usable_model(entry: ModelEntry):
     """``entry``'s model, or ``None`` (with the reason on the page) if it cannot be loaded."""
     try:
         return load_model(entry)
+    except ModelGone:
+        model_gone(entry)
+        return None
     except ModelLoadError as error:
         st.error(
             f"This model cannot be used: {markdown_literal(error)}. "
             "Pick another or train a new one."
         )
         return None
+
+
+GONE = "was deleted or renamed (on the Models page, maybe in another browser): choose another"
+
+
+def model_gone(entry: ModelEntry) -> None:
+    """Say that ``entry``'s model file went, after rerunning the whole page once: a stroke
+    or a slider reruns only its fragment, whose model lists were read before it went."""
+    reran = st.session_state.setdefault("gone_reran", set())
+    if entry.name not in reran:  # once a name: never a loop of reruns
+        reran.add(entry.name)
+        st.session_state.setdefault("gone_models", {})[entry.kind] = entry.name
+        st.rerun(scope="app")  # gone_notice says it on the fresh page
+    st.warning(
+        f"{entry.kind.upper()} {markdown_literal(entry.name)} {GONE}.", icon=":material/error:"
+    )
+
+
+def gone_notice(kind: str) -> None:
+    """The word ``model_gone`` left for the page, where the models of ``kind`` are chosen."""
+    if name := st.session_state.get("gone_models", {}).pop(kind, None):
+        st.warning(f"{kind.upper()} {markdown_literal(name)} {GONE}.", icon=":material/error:")
 
 
 def prediction(kind: str, model, drawing: Preprocessed) -> int:

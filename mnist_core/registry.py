@@ -35,6 +35,15 @@ class ModelLoadError(Exception):
     """A registry entry exists but its model file cannot be loaded."""
 
 
+class ModelGone(ModelLoadError):
+    """A model listed a moment ago whose file has gone since: deleted or renamed from
+    another browser (or another server on the same folder), which is normal in a class."""
+
+    def __init__(self, name: str):
+        super().__init__(f"the model {name!r} was deleted or renamed")
+        self.name = name
+
+
 class ModelNotFound(ValueError):
     """No saved model has the name asked for."""
 
@@ -104,7 +113,7 @@ class ModelRegistry:
                 continue
             if kind is None or entry.kind == kind:
                 found.append(entry)
-        return sorted(found, key=lambda e: e.meta["created"], reverse=True)
+        return sorted(found, key=_saved_at, reverse=True)
 
     def newest(self, kind: str) -> ModelEntry | None:
         entries = self.entries(kind)
@@ -141,7 +150,8 @@ class ModelRegistry:
         name = self.unique_name(name)
         meta = {
             "name": name,
-            "created": datetime.now(UTC).isoformat(timespec="seconds"),
+            # To the microsecond: an experiment saves several models a second, in its order.
+            "created": datetime.now(UTC).isoformat(timespec="microseconds"),
             "params": int(model.count_params()),
             **meta,
         }
@@ -195,8 +205,14 @@ class ModelRegistry:
         entry.model_path.unlink(missing_ok=True)
 
     def load(self, entry: ModelEntry):
-        """The Keras model of ``entry``; ``ModelLoadError`` names the file if it is broken."""
-        return _load_keras(entry.model_path, f"model file {entry.model_path}")
+        """The Keras model of ``entry``; ``ModelLoadError`` names the file if it is broken,
+        ``ModelGone`` says when it is no longer there."""
+        try:
+            return _load_keras(entry.model_path, f"model file {entry.model_path}")
+        except ModelLoadError:
+            if not entry.model_path.is_file():
+                raise ModelGone(entry.name) from None
+            raise
 
     def import_model(
         self, data: bytes, name: str, test_set: MnistData, meta_extra: dict | None = None
@@ -256,6 +272,18 @@ class ModelRegistry:
         if not model_path.is_file():
             raise ValueError(f"model file {model_path.name} is missing")
         return ModelEntry(meta_path.stem, model_path, meta)
+
+
+def _saved_at(entry: ModelEntry) -> tuple[datetime, str]:
+    """When ``entry`` was saved, as a time (older entries say it to the second, newer ones
+    to the microsecond: compared as strings, they would sort wrongly), then its name."""
+    try:
+        saved = datetime.fromisoformat(entry.meta["created"])
+    except (TypeError, ValueError):
+        saved = datetime.min
+    if saved.tzinfo is None:
+        saved = saved.replace(tzinfo=UTC)
+    return saved, entry.name
 
 
 def _load_keras(path: Path, what: str):

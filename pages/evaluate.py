@@ -17,7 +17,8 @@ st.markdown(
 data = ui.mnist()
 ui.data_banner(data)
 chosen = ui.saved_models_choice("Models (one, or two to compare)", max_selections=2)
-results = {entry.name: ui.evaluation(entry) for entry in chosen}
+results = {entry.name: result for entry in chosen if (result := ui.evaluation(entry)) is not None}
+chosen = [entry for entry in chosen if entry.name in results]
 if not results:
     st.info("Pick a model above.")
     st.stop()

@@ -39,7 +39,11 @@ for column, kind in zip(st.columns(len(KINDS)), KINDS, strict=True):
 if not chosen:
     st.stop()
 
-measured = {kind: ui.robustness(entry) for kind, entry in chosen.items()}
+measured = {
+    kind: result for kind, entry in chosen.items() if (result := ui.robustness(entry)) is not None
+}
+if not measured:
+    st.stop()
 digits = next(iter(measured.values())).digits
 st.subheader(f"Accuracy on {digits:,} test digits, changed more and more")
 st.plotly_chart(robustness_curves(measured), key="robustness_curves", theme=None)
@@ -78,7 +82,8 @@ def your_drawing() -> None:
     read = {}
     for column, (kind, entry) in zip(prediction_columns, chosen.items(), strict=False):
         with column:
-            read[kind] = ui.prediction(kind, ui.load_model(entry), seen)
+            if (model := ui.usable_model(entry)) is not None:
+                read[kind] = ui.prediction(kind, model, seen)
     if len(read) == len(KINDS):
         ui.verdict(read)
 

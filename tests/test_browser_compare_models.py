@@ -9,7 +9,14 @@ import shutil
 
 import pytest
 
-from bench.browser import browser_missing, draw, open_draw_page, predictions, unlock_teacher
+from bench.browser import (
+    browser_missing,
+    draw,
+    new_page,
+    open_draw_page,
+    predictions,
+    unlock_teacher,
+)
 from bench.synthetic_digits import DIGITS
 from mnist_core.registry import ModelRegistry
 
@@ -72,8 +79,15 @@ def test_compare_page_shows_the_table_the_curves_and_downloads_the_csv(
     expect(charts.first.locator(".xtitle")).to_have_text("seconds of training")
 
 
+@pytest.fixture
+def student(browser):
+    """A second browser, drawing on its own while ``page`` changes the models."""
+    with new_page(browser) as page:
+        yield page
+
+
 def test_models_page_renames_and_deletes_and_draw_serves_what_is_left(
-    app_server, page, models_dir, teacher_passphrase
+    app_server, page, student, models_dir, teacher_passphrase
 ):
     registry = ModelRegistry(models_dir)
     ann, cnn = registry.newest("ann"), registry.newest("cnn")
@@ -96,10 +110,10 @@ def test_models_page_renames_and_deletes_and_draw_serves_what_is_left(
     expect(choice(page, "Model")).to_have_value(shown("CNN-for-class-3"))
     assert (models_dir / "CNN-for-class-3.keras").exists() and not cnn.model_path.exists()
 
-    open_draw_page(page, app_server)  # the renamed model is served
-    expect(choice(page, "CNN model")).to_have_value(shown("CNN-for-class-3"))
-    draw(page, DIGITS[7])
-    assert predictions(page, "a 7, after the rename")["CNN"] == 7
+    open_draw_page(student, app_server)  # the renamed model is served
+    expect(choice(student, "CNN model")).to_have_value(shown("CNN-for-class-3"))
+    draw(student, DIGITS[7])
+    assert predictions(student, "a 7, after the rename")["CNN"] == 7
 
     page.goto(f"{app_server}/models")
     expect(choice(page, "Model")).to_have_value(shown("CNN-for-class-3"), timeout=60_000)
@@ -114,6 +128,11 @@ def test_models_page_renames_and_deletes_and_draw_serves_what_is_left(
         f"{ann.name}.json",
         f"{ann.name}.keras",
     ]
+
+    draw(student, [[(0.2, 0.9), (0.5, 0.9)]])  # one more stroke, on a model deleted since
+    expect(student.get_by_text("CNN CNN-for-class-3 was deleted or renamed")).to_be_visible()
+    expect(student.get_by_text(re.compile(r"^ANN predicts \d$"))).to_be_visible()
+    expect(student.get_by_test_id("stException")).to_have_count(0)
 
     page.goto(f"{app_server}/draw")
     expect(page.get_by_text("ANN: waiting for a drawing")).to_be_visible(timeout=60_000)

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
+from streamlit.testing.v1 import AppTest
 
 from bench.synthetic_digits import DIGITS, render
 from mnist_core.jobs import TrainingConfig, TrainingJob
@@ -108,6 +109,34 @@ def test_draw_page_reports_a_corrupt_model_and_keeps_the_other(saved_models):
     app = open_page("pages/draw.py")
     assert "This model cannot be used" in texts(app) and cnn.name in texts(app)
     assert "ANN: waiting for a drawing" in " ".join(h.value for h in app.subheader)
+
+
+def test_a_model_deleted_after_it_was_listed_is_said_and_the_other_served(saved_models):
+    """A stroke reruns only the Draw page's fragment, with the model list of the page's last
+    full run: a model deleted or renamed since (another browser, the teacher) must be said,
+    not raised as FileNotFoundError, and the other network still serve."""
+
+    def models_listed_then_one_deleted() -> None:
+        import streamlit as st
+
+        import ui
+
+        entries = ui.entries_by_kind()
+        for kind in ("ann", "cnn"):
+            entry = ui.entry_choice(kind, entries[kind])
+            if entry is None:
+                continue
+            if kind == "ann":  # gone between the listing and the loading
+                ui.registry().delete(entry.name)
+            if ui.usable_model(entry) is not None:
+                st.write(f"{kind} serves")
+
+    ann = next(saved_models.glob("ann-*.keras")).stem
+    app = AppTest.from_function(models_listed_then_one_deleted).run()
+    assert not app.exception, app.exception
+    assert f"ANN {ann} was deleted or renamed" in texts(app) and "choose another" in texts(app)
+    assert "ANN: no model yet" in texts(app)  # the page read the models folder again
+    assert "cnn serves" in texts(app)
 
 
 def photo_of(digit: int) -> bytes:

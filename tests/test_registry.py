@@ -91,3 +91,15 @@ def test_newest_and_kind_filter(tmp_path):
     assert registry.newest("ann").name == "a2"
     assert [e.name for e in registry.entries("cnn")] == ["c1"]
     assert registry.newest("xyz") is None
+
+
+def test_models_saved_within_a_second_list_in_the_order_they_were_saved(tmp_path):
+    """An experiment saves several small models a second: its results follow its order."""
+    registry = ModelRegistry(tmp_path)
+    names = [save_tiny(registry, f"neurons-{n}")[1].name for n in (32, 64, 256, 128, 512)]
+    old = tmp_path / "neurons-older.json"  # saved by a version that wrote whole seconds
+    meta = json.loads((tmp_path / "neurons-32.json").read_text())
+    old.write_text(json.dumps({**meta, "created": meta["created"][:19] + "+00:00"}))
+    (tmp_path / "neurons-older.keras").write_bytes((tmp_path / "neurons-32.keras").read_bytes())
+    listed = [entry.name for entry in registry.entries()]
+    assert listed[:5] == names[::-1] and listed[5] == "neurons-older"
