@@ -718,6 +718,7 @@ def photo_digit() -> tuple[Preprocessed | None, str]:
         "A photo of one handwritten digit (dark pen on light paper)",
         type=["png", "jpg", "jpeg", "webp", "bmp", "gif"],
         key="photo",
+        max_upload_size=MAX_UPLOAD_BYTES // 2**20,
         help=f"Up to {MAX_UPLOAD_BYTES // 2**20} MB. Crop it to the digit for best results.",
     )
     if photo is None:

@@ -18,7 +18,7 @@ from bench.browser import (
     unlock_teacher,
 )
 from bench.synthetic_digits import DIGITS
-from mnist_core.registry import ModelRegistry
+from mnist_core.registry import ZIP_MAGIC, ModelRegistry
 
 playwright = pytest.importorskip("playwright.sync_api")
 expect = playwright.expect
@@ -137,3 +137,16 @@ def test_models_page_renames_and_deletes_and_draw_serves_what_is_left(
     page.goto(f"{app_server}/draw")
     expect(page.get_by_text("ANN: waiting for a drawing")).to_be_visible(timeout=60_000)
     expect(page.get_by_text("No CNN model yet.")).to_be_visible()
+
+
+def test_a_model_file_over_10_mb_gets_the_page_s_own_answer(app_server, page, tmp_path):
+    """Uploads above the photos' 10 MB reach the Models page (up to its 100 MB)."""
+    upload = tmp_path / "big.keras"
+    upload.write_bytes(ZIP_MAGIC + bytes(12 * 2**20))
+    page.goto(f"{app_server}/models")
+    page.locator("input[type=file]").set_input_files(upload)
+    page.get_by_role("button", name="Add this model").click()
+    expect(page.get_by_text("Cannot add this file: this .keras file cannot be")).to_be_visible(
+        timeout=60_000
+    )
+    expect(page.get_by_text("AxiosError")).to_have_count(0)

@@ -3,6 +3,7 @@
 import ast
 import gc
 import io
+import tomllib
 from pathlib import Path
 
 import numpy as np
@@ -158,6 +159,23 @@ def test_draw_page_reads_an_uploaded_photo(saved_models):
     assert [b.count("<b ") for b in bars] == [10, 10] and "ANN probabilities" in bars[0], bars
     assert steps.count('src="data:image/png;base64,') == 4, steps[:300]
     assert "centred in 28×28: the input" in steps
+
+
+def test_every_upload_limit_is_one_the_server_takes():
+    """The server refuses any upload above its ``maxUploadSize`` (HTTP 413: a raw
+    "AxiosError" in the widget), whatever the widget says: it is the largest limit a page
+    gives, and each uploader gives its own."""
+    from mnist_core.preprocessing import MAX_UPLOAD_BYTES
+    from mnist_core.registry import MAX_MODEL_BYTES
+
+    config = tomllib.loads((ROOT / ".streamlit" / "config.toml").read_text())
+    assert config["server"]["maxUploadSize"] == MAX_MODEL_BYTES // 2**20
+    draw = open_page("pages/draw.py")
+    draw.segmented_control(key="source").set_value("Photo").run()
+    assert draw.file_uploader(key="photo").proto.max_upload_size_mb == MAX_UPLOAD_BYTES // 2**20
+    models = open_page("pages/models.py")
+    uploader = models.file_uploader(key="model_upload")
+    assert uploader.proto.max_upload_size_mb == MAX_MODEL_BYTES // 2**20
 
 
 def test_draw_page_refuses_a_file_that_is_not_an_image(saved_models):
