@@ -353,19 +353,28 @@ def data_banner(data: MnistData) -> None:
         st.caption(markdown_literal(note))
 
 
+MISSING = "–"  # a value a model's metadata lacks (an uploaded model's training images)
+
+
 def model_table(table: SummaryTable, sortable: bool = False) -> None:
     """Saved models side by side, a row each (Compare, Models), every cell in full and
     the numbers formatted to read: a static table, which a projector shows whole, or
     (``sortable``) one whose rows a click on a heading sorts."""
-    frame = pd.DataFrame(list(table.rows), columns=table.headings)
+    # Objects, not a column type per column: a number column with a missing value would
+    # turn float, and its whole numbers show as "1,000.0".
+    frame = pd.DataFrame(list(table.rows), columns=table.headings, dtype=object)
     formats = {c.heading: f"{{:{c.format_spec}}}" for c in table.columns if c.format_spec}
     if not sortable:  # st.table reads its cells as Markdown
         formats |= {c.heading: markdown_literal for c in table.columns if not c.format_spec}
-    styled = frame.style.format(formats, na_rep="")
+    styled = frame.style.format(formats, na_rep=MISSING)
     if sortable:
         st.dataframe(styled, hide_index=True)
     else:
-        st.table(styled.hide(axis="index"))
+        # Text breaks anywhere (a name of 80 letters and underscores has no space), so the
+        # table fits the page and every column stays in sight; numbers never break.
+        texts = [i for i, c in enumerate(table.columns) if not c.format_spec]
+        wrap = [{"selector": f"td.col{i} *", "props": "overflow-wrap: anywhere"} for i in texts]
+        st.table(styled.set_table_styles(wrap).hide(axis="index"))
 
 
 def start_training(jobs: list[TrainingJob]) -> TrainingRun | None:

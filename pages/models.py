@@ -67,10 +67,11 @@ entry, summary = entries[name], summaries[name]
 
 accuracy, loss, params, seconds = st.columns(4)
 accuracy.metric("Test accuracy", f"{summary.test_accuracy:.2%}")
-loss.metric("Test loss", "?" if summary.test_loss is None else f"{summary.test_loss:.4f}")
-params.metric("Parameters", "?" if summary.params is None else f"{summary.params:,}")
+loss.metric("Test loss", ui.MISSING if summary.test_loss is None else f"{summary.test_loss:.4f}")
+params.metric("Parameters", ui.MISSING if summary.params is None else f"{summary.params:,}")
 seconds.metric(
-    "Training time", "?" if summary.train_seconds is None else f"{summary.train_seconds:.0f} s"
+    "Training time",
+    ui.MISSING if summary.train_seconds is None else f"{summary.train_seconds:.0f} s",
 )
 facts = [
     f"**{summary.kind.upper()}**: {markdown_literal(summary.settings or 'settings not saved')}"

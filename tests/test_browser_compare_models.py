@@ -4,6 +4,7 @@ renaming and deleting a model, and the Draw page serving what is left."""
 from __future__ import annotations
 
 import csv
+import json
 import re
 import shutil
 
@@ -150,3 +151,23 @@ def test_a_model_file_over_10_mb_gets_the_page_s_own_answer(app_server, page, tm
         timeout=60_000
     )
     expect(page.get_by_text("AxiosError")).to_have_count(0)
+
+
+def test_a_long_name_and_a_missing_value_keep_every_column_in_sight(app_server, page, models_dir):
+    """80 letters and underscores (no space to wrap at) and an uploaded model, which has no
+    training images: the table still fits the page, every column whole, whole numbers whole."""
+    ann = ModelRegistry(models_dir).newest("ann")
+    name = "a_model_named_by_a_student_who_likes_long_names_" + "x" * 31
+    meta = {**ann.meta, "name": name, "experiment": "neurons-20261202-101010"}
+    del meta["data"]
+    (models_dir / f"{name}.keras").write_bytes(ann.model_path.read_bytes())
+    (models_dir / f"{name}.json").write_text(json.dumps(meta))
+    page.goto(f"{app_server}/models")
+    table = page.get_by_test_id("stTable")
+    expect(table).to_contain_text(ann.meta["config"]["optimizer"], timeout=60_000)
+    edge = table.bounding_box()
+    for heading in table.locator("th").all():
+        box = heading.bounding_box()
+        assert box["x"] + box["width"] <= edge["x"] + edge["width"] + 1, heading.inner_text()
+    assert f"{ann.meta['data']['train_images']:,}" in table.inner_text()
+    assert not re.search(r"\d,\d{3}\.0\b", table.inner_text()), table.inner_text()
