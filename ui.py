@@ -403,8 +403,10 @@ def start_training(jobs: list[TrainingJob]) -> TrainingRun | None:
 
 
 def duration(seconds: float) -> str:
-    """Seconds as people say them: "40 s", "3 min"."""
-    return f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.0f} min"
+    """An estimate as people say one: "40 s" (to 5 s), "80 s" (to 10 s), "3 min"."""
+    if seconds < 60:
+        return f"{max(5, round(seconds / 5) * 5)} s"
+    return f"{round(seconds, -1):.0f} s" if seconds < 90 else f"{seconds / 60:.0f} min"
 
 
 def watched_run() -> TrainingRun | None:
@@ -488,11 +490,26 @@ def whose(run: TrainingRun) -> str:
     return f"Browser {run.owner[:6]}'s" if requester().teacher else "Another browser's"
 
 
+def no_run_yet() -> str:
+    """What is true when this browser has no run to watch and nothing trains."""
+    me = requester()
+    if any(run.owner == me.owner for run in training_queue().snapshot().interrupted):
+        return "Your run was cut short when the server stopped: resume it above, or start anew."
+    saved = registry().count()
+    if not saved:
+        return "No model on this server yet: choose the settings and press Start."
+    models = "1 model is" if saved == 1 else f"{saved:,} models are"
+    return (
+        f"No run of yours yet; {models} saved on this server (the Models page lists them). "
+        "Choose the settings and press Start."
+    )
+
+
 def run_status(run: TrainingRun | None) -> None:
     """The watched run in full: progress or place in the queue, time, speed, Stop or
     Cancel (for its owner and the teacher), and each model it saved."""
     if run is None:
-        st.info("No training yet on this server: choose the settings and press Start.")
+        st.info(no_run_yet())
         return
     state = run.state
     st.subheader(f"{whose(run)} run, {markdown_literal(run.label)}: {state.status}")

@@ -12,6 +12,9 @@ from dataclasses import asdict, dataclass, field, fields, replace
 
 from .data import MnistData
 from .models import CONFIGS, KINDS, ModelConfig, config_from_dict, config_to_dict, validate
+from .text import shortened
+
+MAX_EPOCHS = 1000
 
 
 @dataclass(frozen=True)
@@ -27,12 +30,14 @@ class TrainingConfig:
 
     def check(self, available: int | None = None) -> None:
         """Raise ``ValueError`` with a specific reason for impossible settings."""
-        if not 1 <= self.epochs <= 1000:
-            raise ValueError(f"epochs must be 1-1000, got {self.epochs}")
+        if not 1 <= self.epochs <= MAX_EPOCHS:
+            raise ValueError(f"epochs must be 1-{MAX_EPOCHS}, got {shortened(self.epochs)}")
         if not 1 <= self.batch_size <= 8192:
-            raise ValueError(f"batch size must be 1-8192, got {self.batch_size}")
+            raise ValueError(f"batch size must be 1-8192, got {shortened(self.batch_size)}")
         if self.time_budget is not None and not 0 < self.time_budget < math.inf:  # NaN too
-            raise ValueError(f"time budget must be positive seconds, got {self.time_budget}")
+            raise ValueError(
+                f"time budget must be positive seconds, got {shortened(self.time_budget)}"
+            )
         too_many = available is not None and (self.train_size or 0) > available
         if self.train_size is not None and (self.train_size < 100 or too_many):
             upper = f" and at most {available:,}" if available is not None else ""

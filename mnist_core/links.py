@@ -19,6 +19,7 @@ from urllib.parse import urlencode
 
 from .jobs import TrainingConfig, TrainingJob, default_job
 from .models import CONFIGS, KINDS, parse_layer_sizes
+from .text import MAX_SHOWN, shortened
 
 SHORT_NAMES = {
     "hidden_units": "hidden",
@@ -33,7 +34,6 @@ SHORT_NAMES = {
 SERVER_FIELDS = frozenset({"data_path", "models_dir", "owner"})
 KIND = "kind"
 TRUE, FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
-MAX_SHOWN = 40  # characters of a bad name or value repeated in a message: enough to know it
 
 
 @dataclass(frozen=True)
@@ -164,11 +164,7 @@ def job_from_query(
 def _ignored(name: str, text: str, reason: str) -> str:
     """The message for a parameter skipped for ``reason``, each part cut short: a link can
     carry thousands of characters, and the page shows every message."""
-    return f"{_cut(name)}={_cut(text)!r} ignored: {_cut(reason, 4 * MAX_SHOWN)}"
-
-
-def _cut(text: str, length: int = MAX_SHOWN) -> str:
-    return text if len(text) <= length else f"{text[: length - 1]}…"
+    return f"{shortened(name)}={shortened(text)!r} ignored: {shortened(reason, 4 * MAX_SHOWN)}"
 
 
 def _value(job: TrainingJob, parameter: Parameter):

@@ -11,6 +11,7 @@ from dataclasses import asdict, dataclass, fields
 import numpy as np
 
 from .data import IMAGE_SIZE, NUM_CLASSES
+from .text import shortened
 
 INPUT_SHAPE = (IMAGE_SIZE, IMAGE_SIZE, 1)  # one grey channel, values in [0, 1]
 
@@ -89,7 +90,8 @@ def validate(config: ModelConfig, batch_size: int = DEFAULT_BATCH) -> None:
     layers = config.hidden_units if config.kind == "ann" else config.filters
     if not layers or any(not 1 <= n <= MAX_LAYER_SIZE for n in layers):
         raise ValueError(
-            f"layer sizes must be 1-{MAX_LAYER_SIZE} units/filters each, got {list(layers)}"
+            f"layer sizes must be 1-{MAX_LAYER_SIZE} units/filters each, "
+            f"got {shortened(list(layers))}"
         )
     if not 0.0 <= config.dropout < 1.0:
         raise ValueError(f"dropout must be in [0, 1), got {config.dropout}")
@@ -125,7 +127,9 @@ def validate(config: ModelConfig, batch_size: int = DEFAULT_BATCH) -> None:
                 "at most 4 conv blocks fit a 28x28 image (each halves it: 14, 7, 3, 1)"
             )
         if not 0 <= config.dense_units <= MAX_LAYER_SIZE:
-            raise ValueError(f"dense units must be 0-{MAX_LAYER_SIZE}, got {config.dense_units}")
+            raise ValueError(
+                f"dense units must be 0-{MAX_LAYER_SIZE}, got {shortened(config.dense_units)}"
+            )
     parameters = parameter_count(config)
     if parameters > MAX_PARAMETERS:
         raise ValueError(
@@ -182,7 +186,7 @@ def parse_layer_sizes(text: str) -> tuple[int, ...]:
         sizes = tuple(int(part) for part in text.replace(" ", "").split(",") if part)
     except ValueError:
         raise ValueError(
-            f"layer sizes must be whole numbers separated by commas, got {text!r}"
+            f"layer sizes must be whole numbers separated by commas, got {shortened(text)!r}"
         ) from None
     if not sizes:
         raise ValueError("give at least one layer size, e.g. 128")

@@ -115,6 +115,10 @@ class ModelRegistry:
                 found.append(entry)
         return sorted(found, key=_saved_at, reverse=True)
 
+    def count(self) -> int:
+        """How many models are saved, without reading their metadata (pages poll it)."""
+        return sum(1 for path in self.root.glob("*.json") if not path.name.startswith("."))
+
     def newest(self, kind: str) -> ModelEntry | None:
         entries = self.entries(kind)
         return entries[0] if entries else None

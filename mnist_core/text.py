@@ -27,6 +27,7 @@ _PATTERN_PAIRS = re.compile(r"(?<=:)(?=\S)|(?<=[-<>~])(?=[-<>=])")
 WORD_JOINER = "\u2060"
 _ESCAPED = re.compile(f"\\\\([{re.escape(string.punctuation)}])")
 _LINE_BREAKS = re.compile(r"\s*[\r\n]+\s*")
+MAX_SHOWN = 40  # characters of a bad name or value repeated in a message: enough to know it
 
 
 def markdown_literal(text: object) -> str:
@@ -50,3 +51,10 @@ def plotly_literal(text: object) -> str:
     show as written instead of making tags or entities (quotes are left alone: plotly does not
     read ``&quot;``)."""
     return html.escape(str(text), quote=False)
+
+
+def shortened(text: object, length: int = MAX_SHOWN) -> str:
+    """``text`` cut to ``length`` characters, an ellipsis at the cut: what a message repeats
+    of the user's input (a link, a form field can carry thousands of characters)."""
+    text = str(text)
+    return text if len(text) <= length else f"{text[: length - 1]}…"

@@ -46,6 +46,11 @@ ENDED_KEPT = 50  # ended runs the queue remembers, for the pages to show how the
 # Images per second of the default networks on two cores, until runs here measure their own.
 TYPICAL_SPEED = {"ann": 20_000.0, "cnn": 4_000.0}
 JOB_OVERHEAD = 5.0  # seconds a job spends besides training: loading, evaluating, saving
+# The same settings again from the same browser within this many seconds: a double click.
+REPEAT_SECONDS = 5.0
+# A training run's estimated end moves at most this often, halfway to the fresh estimate:
+# its first epoch's pace misleads, and every page showing a wait must show the same one.
+ESTIMATE_EVERY = 10.0
 SLOTS_VARIABLE = "MNIST_TRAINING_SLOTS"
 
 
@@ -169,7 +174,8 @@ class TrainingQueue(Protocol):
     storage_error: str | None  # why the queue's state cannot be kept, if it cannot
 
     def submit(self, jobs: Sequence[TrainingJob], requester: Requester) -> TrainingRun:
-        """Queue ``jobs`` as one run; ``QueueRefused`` says why not."""
+        """Queue ``jobs`` as one run; ``QueueRefused`` says why not (the same jobs again
+        from the same browser within ``REPEAT_SECONDS``, a double click, among others)."""
 
     def cancel(self, run_id: int, requester: Requester) -> None:
         """Take a waiting run out, or stop a training one after its current batch (its
@@ -233,6 +239,8 @@ class LocalTrainingQueue:
         self._ended: deque[TrainingRun] = deque(maxlen=ENDED_KEPT)
         self._interrupted: dict[int, TrainingRun] = {}
         self._starts: dict[str, deque[float]] = {}
+        self._last_submitted: dict[str, TrainingRun] = {}  # owner -> its last run
+        self._ends_at: dict[int, tuple[float, float]] = {}  # run id -> (estimated at, end)
         self._speed = dict(TYPICAL_SPEED)
         self._next_id = 1
         self._load()
@@ -245,12 +253,19 @@ class LocalTrainingQueue:
         with self._lock:
             now = self._clock()
             if not requester.teacher:
-                self._check_fair(requester.owner, now)
                 jobs = [self.limits.clamp(job)[0] for job in jobs]
+            jobs = tuple(replace(job, owner=requester.owner) for job in jobs)
+            if self._repeated(requester.owner, jobs, now):
+                raise QueueRefused(
+                    "these same settings were started from this browser a moment ago "
+                    "(one click starts one run)"
+                )
+            if not requester.teacher:
+                self._check_fair(requester.owner, now)
             for job in jobs:
                 job.check()
-            jobs = [replace(job, owner=requester.owner) for job in jobs]
             run = TrainingRun(self._next_id, requester.owner, jobs, now)
+            self._last_submitted[requester.owner] = run
             self._next_id += 1
             self._starts.setdefault(requester.owner, deque()).append(now)
             self._waiting.append(run)
@@ -259,6 +274,7 @@ class LocalTrainingQueue:
 
     def cancel(self, run_id: int, requester: Requester) -> None:
         with self._lock:
+            self._forget_start(run_id)
             for run in self._waiting:
                 if run.id == run_id:
                     self._allow(requester, run)
@@ -312,8 +328,9 @@ class LocalTrainingQueue:
 
     def snapshot(self) -> QueueSnapshot:
         with self._lock:
+            now = self._clock()
             training = tuple(run for run in self._training if run is not None)
-            free_at = sorted(self._remaining(run) for run in training)
+            free_at = sorted(self._ends_in(run, now) for run in training)
             free_at += [0.0] * (len(self._workers) - len(free_at))
             waiting = []
             for position, run in enumerate(self._waiting, start=1):
@@ -365,6 +382,21 @@ class LocalTrainingQueue:
                 "cancel it, or start this one when it has begun"
             )
 
+    def _repeated(self, owner: str, jobs: tuple[TrainingJob, ...], now: float) -> bool:
+        """Whether ``owner`` started these same ``jobs`` a moment ago, and they go on: a
+        double click."""
+        last = self._last_submitted.get(owner)
+        return bool(
+            last and last.jobs == jobs and not last.state.ended
+            and now - last.submitted < REPEAT_SECONDS
+        )  # fmt: skip
+
+    def _forget_start(self, run_id: int) -> None:
+        """After a Cancel or a Stop, the same settings started again are meant."""
+        for owner, run in list(self._last_submitted.items()):
+            if run.id == run_id:
+                del self._last_submitted[owner]
+
     def _allow(self, requester: Requester, run: TrainingRun) -> None:
         if not requester.may_act_on(run.owner):
             raise NotAllowed("this run was started from another browser: only its owner or "
@@ -409,10 +441,21 @@ class LocalTrainingQueue:
     def _end(self, slot: int) -> None:
         run = self._training[slot]
         self._training[slot] = None
+        self._ends_at.pop(run.id, None)
         if run.state.status == "failed":
             self._remove_checkpoints(run)
         self._ended.appendleft(run)
         self._dispatch()
+
+    def _ends_in(self, run: TrainingRun, now: float) -> float:
+        """Seconds until the training ``run`` ends, from an estimate that moves only every
+        ``ESTIMATE_EVERY`` seconds: the same wait for every page that asks meanwhile."""
+        fresh = now + self._remaining(run)
+        estimated_at, ends_at = self._ends_at.get(run.id, (now, fresh))
+        if now - estimated_at >= ESTIMATE_EVERY:
+            estimated_at, ends_at = now, (ends_at + fresh) / 2
+        self._ends_at[run.id] = (estimated_at, ends_at)
+        return max(ends_at - now, JOB_OVERHEAD)
 
     def _remaining(self, run: TrainingRun) -> float:
         """Seconds until ``run`` ends, estimated from its progress or its settings."""

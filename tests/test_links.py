@@ -199,9 +199,7 @@ def test_train_page_names_each_bad_parameter_and_keeps_the_rest(train_page):
 
 def test_train_page_link_follows_the_users_edits(train_page):
     app = train_page(kind="ann", epochs="2")
-    next(n for n in app.number_input if n.label == "Epochs").set_value(7)
-    next(b for b in app.button if b.label == "Update the link").click()
-    app.run()
+    next(n for n in app.number_input if n.label == "Epochs").set_value(7).run()
     assert app.code[0].value == "/train?kind=ann&epochs=7"
     assert "Cannot start" not in texts(app) and "saved as" not in texts(app)  # nothing started
     app.run()  # a later run keeps the user's settings and their link

@@ -14,8 +14,9 @@ from streamlit.testing.v1 import AppTest
 from bench.synthetic_digits import DIGITS, render
 from mnist_core.jobs import TrainingConfig, TrainingJob
 from mnist_core.models import AnnConfig, CnnConfig
+from mnist_core.text import as_read
 from mnist_core.training import train
-from tests.apptest import open_page, texts, wait_for
+from tests.apptest import APP, open_page, texts, wait_for
 
 
 def lines(app) -> list[str]:
@@ -35,13 +36,33 @@ def test_home_says_where_the_data_came_from():
     assert "MNIST_DATA" in app.warning[0].value  # how to get the full set
 
 
-def test_train_page_refuses_bad_layer_sizes():
+def start_button(app):
+    return next(b for b in app.button if b.label == "Start training")
+
+
+@pytest.mark.parametrize(
+    ("label", "value", "message"),
+    [
+        ("Conv filters per block (comma-separated)", "32, lots", "layer sizes must be whole"),
+        ("Conv filters per block (comma-separated)", "9" * 400, "got [9999999999999"),
+        ("Epochs", 0, "epochs must be 1-1000, got 0"),
+        ("Epochs", 1e9, "epochs must be 1-1000, got 1000000000"),  # not read as 1
+        ("Epochs", 2.5, "epochs must be a whole number, got 2.5"),
+        ("Time budget in seconds (0: no limit)", -1, "time budget must be 0 (no limit) or more"),
+        ("Dense units before the output (0: none)", 99_999, "dense units must be 0-4096"),
+    ],
+)
+def test_the_train_page_says_what_is_wrong_beside_start_until_it_is_fixed(label, value, message):
     app = open_page("pages/train.py")
-    layers = next(t for t in app.text_input if t.label.startswith("Conv filters"))
-    layers.set_value("32, lots")
-    app.button[0].click()  # the form's submit button
+    field = next(w for w in [*app.text_input, *app.number_input] if w.label == label)
+    before = field.value
+    field.set_value(value).run()
+    error = next(e.value for e in app.error if "Cannot start" in e.value)
+    assert message in as_read(error) and len(error) < 300, error
+    assert start_button(app).disabled
+    next(w for w in [*app.text_input, *app.number_input] if w.label == label).set_value(before)
     app.run()
-    assert "Cannot start: layer sizes must be whole numbers" in texts(app)
+    assert "Cannot start" not in texts(app) and not start_button(app).disabled
 
 
 def test_train_page_trains_and_shows_the_result():
@@ -50,11 +71,40 @@ def test_train_page_trains_and_shows_the_result():
     next(t for t in app.text_input if t.label.startswith("Hidden layers")).set_value("32")
     next(n for n in app.number_input if n.label == "Epochs").set_value(1)
     next(s for s in app.slider if s.label == "Training images").set_value(1000)
-    next(b for b in app.button if b.label == "Start training").click()
+    start_button(app).click()
     app.run()
     wait_for(app, lambda: "saved as" in texts(app), 120)
     assert "ANN saved as" in texts(app) and "test accuracy" in texts(app)
     assert len(app.get("plotly_chart")) == 2
+
+
+def test_the_train_page_says_what_is_true_before_a_browser_s_first_run(saved_models):
+    app = open_page("pages/train.py")
+    assert "No run of yours yet; 2 models are saved on this server" in texts(app)
+
+
+def test_a_run_cut_short_by_a_restart_is_offered_to_resume_not_called_no_training(
+    saved_models,
+):
+    import hashlib
+    import json
+
+    from mnist_core.jobs import default_job
+    from mnist_core.training_queue import STATE_FILE
+
+    token = "a-browser-token-of-24-chars"
+    owner = hashlib.sha256(token.encode()).hexdigest()[:16]
+    run = {"id": 1, "owner": owner, "submitted": 0, "first": 0}
+    run["jobs"] = [default_job("ann", models_dir=str(saved_models)).to_dict()]
+    (saved_models / STATE_FILE).write_text(json.dumps({"next_id": 2, "runs": [run]}))
+    app = AppTest.from_file(APP, default_timeout=60)
+    app.session_state["browser_token"] = token  # this browser's cookie
+    app.run()
+    app.switch_page("pages/train.py").run()
+    said = texts(app)
+    assert "was cut short when the server stopped" in said
+    assert "Your run was cut short when the server stopped: resume it above" in said
+    assert "No training yet" not in said and "No run of yours yet" not in said
 
 
 def test_draw_page_without_models_offers_quick_training():

@@ -106,6 +106,25 @@ def test_a_waiting_run_is_cancelled_by_its_owner_or_cleared_by_the_teacher(queue
     assert wait_ended(long).status == "stopped"
 
 
+def test_one_click_one_run_and_one_wait_however_often_the_queue_is_read(queue, root):
+    long = start_long(queue, root, TEACHER)  # not counted in a student's starts a minute
+    clicked = job(QUICK, root, name="dbl-click")
+    first = queue.submit([clicked], BOB)
+    with pytest.raises(QueueRefused, match="a moment ago \\(one click starts one run\\)"):
+        queue.submit([clicked], BOB)  # the second click of a double click
+    looks = []  # the page's pollers, the toast, the teacher's panel, each at its moment
+    for _ in range(5):
+        looks.append((time.time(), queue.snapshot().waiting_of(first.id).starts_in))
+        time.sleep(0.5)
+    starts = [now + wait for now, wait in looks]
+    assert max(starts) - min(starts) < 0.2, looks  # counts down with the clock, no jumps
+    queue.cancel(first.id, BOB)
+    again = queue.submit([clicked], BOB)  # the same settings again after a Cancel: meant
+    queue.cancel(again.id, BOB)
+    queue.cancel(long.id, TEACHER)
+    assert wait_ended(long).status == "stopped"
+
+
 def test_a_killed_worker_fails_its_run_saying_why_and_the_next_gets_a_fresh_one(queue, root):
     run = start_long(queue, root)
     pid = queue.worker_pids[0]
@@ -146,7 +165,7 @@ def test_students_are_held_to_the_teachers_caps_and_a_rate(root):
         queue.cancel(first.id, ALICE)
         queue.submit([job(QUICK, root)], ALICE)
         with pytest.raises(QueueRefused, match="2 trainings started from this browser"):
-            queue.submit([job(QUICK, root)], ALICE)
+            queue.submit([job(QUICK, root, name="a-third")], ALICE)
         teachers = queue.submit([job(QUICK, root)], TEACHER)
         assert teachers.jobs[0].training.time_budget is None  # not capped
     finally:
