@@ -50,7 +50,8 @@ def test_students_act_only_on_their_own_runs_and_the_teacher_on_all(
         bob.get_by_role("button", name="Start training").click()
         sees(bob, re.compile(r"Waiting in the queue: number 1, starts in"))
         expect(bob.get_by_text(re.compile(r"^1\. Your CNN bobs-net"))).to_be_visible()
-        bob.get_by_role("button", name="Start training").click()  # a second: one may wait
+        bob.get_by_label("Epochs").fill("2")  # a second run, not a double click
+        bob.get_by_role("button", name="Start training").click()  # one may wait
         sees(bob, re.compile("already have a training waiting"))
 
         bob.goto(f"{app_server}/models")  # models bob did not train: locked for him
