@@ -11,11 +11,13 @@ import json
 import signal
 import sys
 import warnings
+from collections.abc import Callable
 
 import numpy as np
 
 from .data import DataError, load_mnist
-from .evaluation import evaluate
+from .drawings import DrawingsFolder, seen_by_networks
+from .evaluation import evaluate, evaluate_inputs
 from .experiments import PRESETS, experiment_tag, prepared
 from .models import CONFIGS, OPTIMIZERS
 from .protocol import Event, Progressed, StatusChanged
@@ -45,6 +47,10 @@ def main(argv: list[str] | None = None) -> int:
     evaluation.add_argument("name", help="the model's name (see `list`)")
     evaluation.add_argument("--models-dir", help="default: $MNIST_MODELS_DIR or ./models")
     evaluation.add_argument("--data", help="mnist.npz, a folder of idx files, or 'sample'")
+    evaluation.add_argument(
+        "--drawings", help="a drawings set's name (see the drawings folder) or a .jsonl file"
+    )
+    evaluation.add_argument("--drawings-dir", help="default: $MNIST_DRAWINGS_DIR or ./drawings")
     sweep = commands.add_parser("sweep", help="train a preset experiment's models in a row")
     sweep.add_argument("preset", choices=sorted(PRESETS))
     sweep.add_argument("--epochs", type=int, help="for every model (default: each one's own)")
@@ -113,11 +119,28 @@ def _evaluate(args) -> int:
     registry = ModelRegistry(args.models_dir)
     entry = registry.get(args.name)
     model = registry.load(entry)  # a broken file fails before the data is read
-    with warnings.catch_warnings(record=True):
-        data = load_mnist(args.data)
-    print(f"data: {data.description}", file=sys.stderr)
-    result = evaluate(model, data, on_progress=_evaluation_bar)
+    if args.drawings:
+        drawings = DrawingsFolder(args.drawings_dir).load(args.drawings)
+        print(f"drawings: {drawings.name}, {len(drawings.drawings):,} digits", file=sys.stderr)
+        seen = seen_by_networks(drawings.drawings, on_progress=_progress("drawn"))
+        print(file=sys.stderr)
+        result = evaluate_inputs(
+            model, seen.images[..., None], drawings.labels, _progress("of the drawings")
+        )
+        facts = {
+            "n": len(result.labels),
+            "per_writer": _rounded(result.accuracy_by(drawings.writers)),
+            "unread": int(seen.unread.sum()),  # a dot, say: the page asks for a bigger digit
+            "data": f"drawings:{drawings.name}",
+        }
+    else:
+        with warnings.catch_warnings(record=True):
+            data = load_mnist(args.data)
+        print(f"data: {data.description}", file=sys.stderr)
+        result = evaluate(model, data, on_progress=_progress("of the test set"))
+        facts = {"n": len(result.labels), "test_images": len(result.labels), "data": data.origin}
     print(file=sys.stderr)
+    per_class = [None if np.isnan(a) else float(a) for a in result.per_class_accuracy]
     print(
         json.dumps(
             {
@@ -125,15 +148,16 @@ def _evaluate(args) -> int:
                 "test_accuracy": round(result.accuracy, 6),
                 "test_loss": round(result.loss, 6),
                 "confusion": result.confusion.tolist(),
-                "per_class_accuracy": [  # null for a digit with no test image
-                    None if np.isnan(a) else round(float(a), 6) for a in result.per_class_accuracy
-                ],
-                "test_images": len(result.labels),
-                "data": data.origin,
+                "per_class_accuracy": [None if a is None else round(a, 6) for a in per_class],
+                **facts,
             }
         )
     )
     return 0
+
+
+def _rounded(shares: dict[str, float]) -> dict[str, float]:
+    return {key: round(value, 6) for key, value in shares.items()}
 
 
 def _sweep(args) -> int:
@@ -178,13 +202,13 @@ def _bar(done: float, width: int = 30) -> str:
     return f"[{'#' * filled}{'.' * (width - filled)}] {done:4.0%}"
 
 
-def _evaluation_bar(done: float) -> None:
-    print(
-        f"\r{_bar(done)} of the test set",
-        end="",
-        file=sys.stderr,
-        flush=True,
-    )
+def _progress(what: str) -> Callable[[float], None]:
+    """A progress bar on stderr, ``what`` after it."""
+
+    def show(done: float) -> None:
+        print(f"\r{_bar(done)} {what}", end="", file=sys.stderr, flush=True)
+
+    return show
 
 
 def _list(args) -> int:

@@ -1,4 +1,5 @@
-"""How a saved model does on the test set: accuracy, loss, confusions, each digit's reading.
+"""How a saved model does on test digits (MNIST's, or a drawings set as the Draw page sees
+it): accuracy, loss, confusions, each digit's reading, each writer's.
 
 Predicted in batches, with a callback after each, so that a page can show a bar and a long
 evaluation never holds the server in one call. The loss is sparse categorical
@@ -8,7 +9,7 @@ for every model, also one trained on mean squared error: one scale to compare th
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -60,18 +61,37 @@ class Evaluation:
         with np.errstate(invalid="ignore", divide="ignore"):
             return np.diag(confusion) / confusion.sum(axis=1)
 
+    def accuracy_by(self, groups: Sequence[str]) -> dict[str, float]:
+        """The accuracy over the digits of each group (a writer, say), for ``groups`` given
+        digit by digit; in the order the groups first appear."""
+        right = self.predicted == self.labels
+        names = np.asarray(groups)
+        return {name: float(right[names == name].mean()) for name in dict.fromkeys(groups)}
+
 
 def evaluate(
     model, data: MnistData, on_progress: Callable[[float], None] = lambda done: None
 ) -> Evaluation:
     """``model``'s probabilities for every test digit of ``data``; ``on_progress(share done)``
     after each batch."""
-    images = to_input(data.x_test)
+    return evaluate_inputs(model, to_input(data.x_test), data.y_test, on_progress)
+
+
+def evaluate_inputs(
+    model,
+    inputs: np.ndarray,
+    labels: np.ndarray,
+    on_progress: Callable[[float], None] = lambda done: None,
+) -> Evaluation:
+    """``model``'s probabilities for ``inputs`` as the networks take them ((N, 28, 28, 1)
+    floats in [0, 1]: MNIST's test digits, or drawings as the Draw page sees them)."""
     outputs = []
-    for start in range(0, len(images), BATCH):
-        outputs.append(as_probabilities(model.predict_on_batch(images[start : start + BATCH])))
-        on_progress(min(start + BATCH, len(images)) / len(images))
-    return Evaluation(labels=data.y_test.astype(np.int64), probabilities=np.concatenate(outputs))
+    for start in range(0, len(inputs), BATCH):
+        outputs.append(as_probabilities(model.predict_on_batch(inputs[start : start + BATCH])))
+        on_progress(min(start + BATCH, len(inputs)) / len(inputs))
+    return Evaluation(
+        labels=np.asarray(labels, dtype=np.int64), probabilities=np.concatenate(outputs)
+    )
 
 
 def mistakes(

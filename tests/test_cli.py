@@ -115,3 +115,32 @@ def test_evaluate_says_what_is_wrong_in_one_line(tmp_path, name, setup, reason):
     errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
     assert len(errors) == 1 and reason in errors[0], result.stderr  # (TensorFlow logs too)
     assert result.stderr.strip().splitlines()[-1] == errors[0]
+
+
+def test_evaluate_on_a_drawings_set_adds_each_writer_s_accuracy(tmp_path, trained_models):
+    from tests.test_drawings import line
+
+    drawings = tmp_path / "drawings"
+    drawings.mkdir()
+    lines = [
+        line(d, writer, scale) for writer, scale in (("ana", 300), ("ben", 90)) for d in range(10)
+    ]
+    (drawings / "class-3b.jsonl").write_text("\n".join(lines))
+    cnn = next(trained_models.glob("cnn-*.json")).stem
+    args = ["evaluate", cnn, "--models-dir", str(trained_models), "--drawings", "class-3b"]
+    result = cli(*args, "--drawings-dir", str(drawings))
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout.strip().splitlines()[-1])
+    assert summary["n"] == 20 and np.array(summary["confusion"]).sum() == 20
+    assert list(summary["per_writer"]) == ["ana", "ben"]
+    right = np.trace(np.array(summary["confusion"]))
+    assert summary["test_accuracy"] == pytest.approx(right / 20)
+    assert np.mean(list(summary["per_writer"].values())) == pytest.approx(right / 20)
+    assert summary["test_accuracy"] >= 0.8  # the bench's own strokes: a sanity check only
+    (drawings / "bad.jsonl").write_text(line(3) + "\n" + '{"digit": 3}')
+    bad = cli("evaluate", cnn, "--models-dir", str(trained_models), "--drawings", "bad",
+              "--drawings-dir", str(drawings))  # fmt: skip
+    assert bad.returncode == 2
+    assert bad.stderr.strip().splitlines()[-1] == (
+        "error: bad.jsonl: line 2: no 'writer' or 'strokes'. Nothing of it was used."
+    )
