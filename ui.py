@@ -33,7 +33,8 @@ from mnist_core.charts import (
 )
 from mnist_core.comparison import SummaryTable
 from mnist_core.data import DataError, MnistData, load_mnist
-from mnist_core.evaluation import Evaluation, evaluate
+from mnist_core.drawings import DrawingsError, DrawingsFolder, read_drawings, test_digits
+from mnist_core.evaluation import Evaluation, TestDigits, evaluate_digits
 from mnist_core.inference import predict, top_k
 from mnist_core.jobs import TrainingJob
 from mnist_core.models import KINDS
@@ -296,13 +297,64 @@ def _once_per_model_file(what: str, entry: ModelEntry, text: str, compute: Calla
     return store[key]
 
 
-def evaluation(entry: ModelEntry) -> Evaluation | None:
-    """``entry``'s reading of the whole test set, computed once per model file for all
-    sessions, with a progress bar the first time."""
-    text = f"Evaluating {markdown_literal(entry.name)} on {len(mnist().y_test):,} test digits..."
+def evaluation(entry: ModelEntry, digits: TestDigits | None = None) -> Evaluation | None:
+    """``entry``'s reading of every one of ``digits`` (MNIST's test set if not given),
+    computed once per model file and digits for all sessions, with a progress bar the first
+    time."""
+    digits = digits or mnist_test_digits()
+    name, count = markdown_literal(entry.name), len(digits.labels)
+    text = f"Evaluating {name} on {count:,} digits of {markdown_literal(digits.name)}..."
     return _once_per_model_file(
-        "evaluation", entry, text, lambda model, progress: evaluate(model, mnist(), progress)
+        f"evaluation of {digits.version}",
+        entry,
+        text,
+        lambda model, progress: evaluate_digits(model, digits, progress),
     )
+
+
+MNIST_TEST = "MNIST's test set"
+
+
+@st.cache_resource(show_spinner=False)
+def mnist_test_digits() -> TestDigits:
+    return TestDigits.of_mnist(_load_data())
+
+
+@st.cache_resource(max_entries=4, show_spinner=False)
+def _drawings_digits(path: str, modified: int) -> TestDigits:
+    return test_digits(read_drawings(path))
+
+
+def drawings_digits(name: str) -> TestDigits | None:
+    """The drawings set ``name`` as the Draw page sees it, drawn once per file version for
+    every session (with a spinner the first time); ``None``, saying why, if it cannot be."""
+    path = DrawingsFolder().paths().get(name)
+    try:
+        if path is None:
+            raise DrawingsError(f"no drawings set named {name!r} any more")
+        with st.spinner(f"Drawing the digits of {markdown_literal(name)} as the canvas would..."):
+            return _drawings_digits(str(path), path.stat().st_mtime_ns)
+    except (DrawingsError, OSError) as error:
+        st.error(f"This drawings set cannot be used: {markdown_literal(error)}")
+        return None
+
+
+def test_digits_choice(key: str) -> TestDigits | None:
+    """A choice of the digits to grade models on: MNIST's test set or a set of the drawings
+    folder (the choice shows only when there is one)."""
+    names = DrawingsFolder().names()
+    if not names:
+        return mnist_test_digits()
+    chosen = st.selectbox(
+        "Test digits",
+        [MNIST_TEST, *names],
+        key=key,
+        format_func=lambda n: n if n == MNIST_TEST else f"Drawings: {n}",
+        help="Drawings sets are real people's handwriting, in the drawings folder "
+        "(MNIST_DRAWINGS_DIR): each digit is drawn on the canvas and read as the Draw page "
+        "reads a drawing.",
+    )
+    return mnist_test_digits() if chosen == MNIST_TEST else drawings_digits(chosen)
 
 
 def robustness(entry: ModelEntry) -> Robustness | None:
@@ -316,12 +368,12 @@ def robustness(entry: ModelEntry) -> Robustness | None:
     )
 
 
-def digit_gallery(indices, result: Evaluation, limit: int = 40, columns: int = 10) -> None:
-    """Test digits with what the model read: true digit, its reading and its confidence."""
+def digit_gallery(indices, result: Evaluation, images, limit: int = 40, columns: int = 10) -> None:
+    """Test digits (of ``images``, as the networks saw them) with what the model read: true
+    digit, its reading and its confidence."""
     if len(indices) == 0:
         st.caption("None.")
         return
-    images = mnist().x_test
     shown = indices[:limit]
     captions = [
         f"{result.labels[i]} read as {result.predicted[i]} ({result.confidence[i]:.0%})"

@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from .data import IMAGE_SIZE, NUM_CLASSES
+from .evaluation import TestDigits
 from .preprocessing import BRUSH_SIZE, CANVAS_SIZE, ImageError, preprocess_canvas
 from .strokes import placed, render
 
@@ -296,6 +297,16 @@ def canvas_reading(
     except ImageError:
         return None
     return None if result is None else result.image
+
+
+def test_digits(
+    drawings: DrawingSet, seed: int = 0, on_progress: Callable[[float], None] = lambda done: None
+) -> TestDigits:
+    """``drawings`` as test digits, seen as the Draw page sees them (a digit the page would
+    not read is a blank input)."""
+    seen = seen_by_networks(drawings.drawings, seed, on_progress=on_progress)
+    version = f"drawings:{drawings.path}:{drawings.path.stat().st_mtime_ns}:{seed}"
+    return TestDigits(drawings.name, version, seen.images, drawings.labels, tuple(drawings.writers))
 
 
 def writer_split(

@@ -9,10 +9,12 @@ for every model, also one trained on mean squared error: one scale to compare th
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 
 from .data import NUM_CLASSES, MnistData
 from .inference import as_probabilities
@@ -69,6 +71,30 @@ class Evaluation:
         return {name: float(right[names == name].mean()) for name in dict.fromkeys(groups)}
 
 
+@dataclass(frozen=True)
+class TestDigits:
+    """Digits models are graded on: MNIST's test set, or a drawings set as the Draw page
+    sees it, with who wrote each (drawings only)."""
+
+    name: str  # what pages call them
+    version: str  # changes when the digits do: measurements are kept per version
+    images: np.ndarray  # (N, 28, 28) float32 in [0, 1], as the networks see them
+    labels: np.ndarray  # (N,)
+    writers: tuple[str, ...] | None = None
+
+    @classmethod
+    def of_mnist(cls, data: MnistData) -> TestDigits:
+        images = to_input(data.x_test)[..., 0]
+        return cls("MNIST's test set", f"mnist:{data.location}", images, data.y_test)
+
+
+def evaluate_digits(
+    model, digits: TestDigits, on_progress: Callable[[float], None] = lambda done: None
+) -> Evaluation:
+    """``model``'s probabilities for each of ``digits``."""
+    return evaluate_inputs(model, digits.images[..., None], digits.labels, on_progress)
+
+
 def evaluate(
     model, data: MnistData, on_progress: Callable[[float], None] = lambda done: None
 ) -> Evaluation:
@@ -119,3 +145,13 @@ def disagreements(first: Evaluation, second: Evaluation) -> tuple[np.ndarray, np
         only_first[np.argsort(-second.confidence[only_first], kind="stable")],
         only_second[np.argsort(-first.confidence[only_second], kind="stable")],
     )
+
+
+def writer_table(digits: TestDigits, results: dict[str, Evaluation]) -> pd.DataFrame:
+    """One row per writer of ``digits``: how many digits, and each model's accuracy on them
+    (``results`` by model name), the writer the first model reads worst first."""
+    counts = Counter(digits.writers or ())
+    table = pd.DataFrame({"Writer": list(counts), "Digits": list(counts.values())})
+    for name, result in results.items():
+        table[name] = table["Writer"].map(result.accuracy_by(digits.writers or ()))
+    return table.sort_values([*results][:1] + ["Writer"], kind="stable").reset_index(drop=True)

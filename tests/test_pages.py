@@ -303,8 +303,8 @@ def test_evaluate_page_compares_the_newest_ann_and_cnn(
     import ui
 
     evaluations = []
-    evaluate = ui.evaluate
-    monkeypatch.setattr(ui, "evaluate", lambda *a: evaluations.append(1) or evaluate(*a))
+    evaluate = ui.evaluate_digits
+    monkeypatch.setattr(ui, "evaluate_digits", lambda *a: evaluations.append(1) or evaluate(*a))
     app = open_page("pages/evaluate.py")
     chosen = app.multiselect[0].value
     assert [label[:4] for label in chosen] == ["ann-", "cnn-"]
