@@ -325,10 +325,14 @@ def _drawings_digits(path: str, modified: int) -> TestDigits:
     return test_digits(read_drawings(path))
 
 
+def drawings_folder() -> DrawingsFolder:
+    return DrawingsFolder()
+
+
 def drawings_digits(name: str) -> TestDigits | None:
     """The drawings set ``name`` as the Draw page sees it, drawn once per file version for
     every session (with a spinner the first time); ``None``, saying why, if it cannot be."""
-    path = DrawingsFolder().paths().get(name)
+    path = drawings_folder().paths().get(name)
     try:
         if path is None:
             raise DrawingsError(f"no drawings set named {name!r} any more")
@@ -342,7 +346,7 @@ def drawings_digits(name: str) -> TestDigits | None:
 def test_digits_choice(key: str) -> TestDigits | None:
     """A choice of the digits to grade models on: MNIST's test set or a set of the drawings
     folder (the choice shows only when there is one)."""
-    names = DrawingsFolder().names()
+    names = drawings_folder().names()
     if not names:
         return mnist_test_digits()
     chosen = st.selectbox(

@@ -1,5 +1,7 @@
-"""Data: MNIST digit by digit, how many of each digit there are, and the average digit."""
+"""Data: MNIST digit by digit (and the drawings sets, by digit and writer), how many of each
+digit there are, and the average digit."""
 
+import numpy as np
 import streamlit as st
 
 import ui
@@ -48,9 +50,16 @@ def browse() -> None:
     choice, digit_choice, back, number, forward = st.columns(
         [2, 1, 1, 1, 1], vertical_alignment="bottom"
     )
+    drawings = ui.drawings_folder().names()
     which = (
-        choice.segmented_control(
-            "Set", list(sets), default="training", key="data_set", on_change=first_page
+        choice.selectbox(
+            "Set",
+            [*sets, *drawings],
+            key="data_set",
+            on_change=first_page,
+            format_func=lambda name: f"MNIST {name}" if name in sets else f"Drawings: {name}",
+            help="Drawings sets: real people's handwriting in the drawings folder "
+            "(MNIST_DRAWINGS_DIR), shown as the networks see each digit drawn on the canvas.",
         )
         or "training"
     )
@@ -61,8 +70,28 @@ def browse() -> None:
         key="data_digit",
         on_change=first_page,
     )
-    images, labels = sets[which]
-    found = indices_of(labels, digit)
+    writers = None
+    if which in sets:
+        images, labels = sets[which]
+        found = indices_of(labels, digit)
+    else:
+        if (drawn := ui.drawings_digits(which)) is None:
+            return
+        images = (drawn.images * 255).round().astype(np.uint8)  # on MNIST's scale
+        labels, writers = drawn.labels, np.asarray(drawn.writers)
+        writer = st.selectbox(
+            f"Writer (of {len(set(drawn.writers)):,})",
+            [None, *sorted(set(drawn.writers))],
+            format_func=lambda w: "any" if w is None else w,
+            key="data_writer",
+            on_change=first_page,
+        )
+        found = indices_of(labels, digit)
+        if writer is not None:
+            found = found[writers[found] == writer]
+    if len(found) == 0:
+        st.info("No digit of that kind in this set.")
+        return
     pages = max(1, -(-len(found) // PER_PAGE))
     page = st.session_state["data_page"] = min(st.session_state.get("data_page", 1), pages)
     back.button(
@@ -75,12 +104,14 @@ def browse() -> None:
     shown = found[(page - 1) * PER_PAGE : page * PER_PAGE]
     grid, detail = st.columns([3, 1], gap="large")
     with grid:
-        ui.image_grid(images[shown], [f"#{i}: {labels[i]}" for i in shown], columns=8)
+        by = (lambda i: f", {writers[i]}") if writers is not None else (lambda i: "")
+        ui.image_grid(images[shown], [f"#{i}: {labels[i]}{by(i)}" for i in shown], columns=8)
         st.caption(
-            f"{which.capitalize()} digits {(page - 1) * PER_PAGE + 1:,}-"
+            f"{markdown_literal(which).capitalize()} digits {(page - 1) * PER_PAGE + 1:,}-"
             f"{(page - 1) * PER_PAGE + len(shown):,} of {len(found):,}"
             + ("" if digit is None else f" labelled {digit}")
-            + ", with their position in the set and their label."
+            + ", with their position in the set and their label"
+            + (", and who wrote them." if writers is not None else ".")
         )
     with detail:
         index = st.selectbox("Enlarge", shown, format_func=lambda i: f"#{i}: a {labels[i]}")
