@@ -102,7 +102,7 @@ def test_browsing_forward_then_one_digit(data_page, mnist):
     assert len(shown) == min(PER_PAGE, np.count_nonzero(mnist.y_train == 3))
     assert all(label == 3 == mnist.y_train[i] for i, label in shown)
 
-    data_page.segmented_control(key="data_set").set_value("test").run()
+    data_page.selectbox(key="data_set").set_value("test").run()
     shown = grid(data_page)
     assert shown and all(label == 3 == mnist.y_test[i] for i, label in shown)
     assert shown[0][0] == np.flatnonzero(mnist.y_test == 3)[0]

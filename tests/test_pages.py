@@ -324,3 +324,48 @@ def test_evaluate_page_compares_the_newest_ann_and_cnn(
         ann.endswith("mistakes, most confident first")
         and int(ann.split(": ")[1].split()[0]) <= (y_test == 7).sum()
     )
+
+
+@pytest.fixture
+def drawings_dir(tmp_path, monkeypatch):
+    """A drawings set of two writers, each digit once, in the drawings folder."""
+    from tests.test_drawings import line
+
+    folder = tmp_path / "drawings"
+    folder.mkdir()
+    lines = [
+        line(d, writer, scale) for writer, scale in (("ana", 300), ("ben", 90)) for d in range(10)
+    ]
+    (folder / "class-3b.jsonl").write_text("\n".join(lines))
+    monkeypatch.setenv("MNIST_DRAWINGS_DIR", str(folder))
+    return folder
+
+
+def test_evaluate_page_grades_models_on_a_drawings_set_writer_by_writer(saved_models, drawings_dir):
+    app = open_page("pages/evaluate.py")
+    app.selectbox(key="evaluate_digits").set_value("class-3b").run()
+    assert not app.exception, app.exception
+    assert "20 digits by 2 writers" in texts(app)
+    assert len(app.get("plotly_chart")) == 3
+    (writers,) = app.dataframe
+    assert writers.value["Writer"].tolist() != [] and set(writers.value["Writer"]) == {"ana", "ben"}
+    assert writers.value["Digits"].tolist() == [10, 10]
+    mistakes = [line for line in lines(app) if "mistakes, most confident first" in line]
+    assert len(mistakes) == 2 and all(int(m.split(": ")[1].split()[0]) <= 20 for m in mistakes)
+
+
+def test_data_page_browses_a_drawings_set_by_digit_and_writer(drawings_dir):
+    app = open_page("pages/data.py")
+    app.selectbox(key="data_set").set_value("class-3b").run()
+    app.selectbox(key="data_writer").set_value("ben").run()
+    assert not app.exception, app.exception
+    assert len(image_captions(app)) == 10
+    assert all(c.endswith(", ben") for c in image_captions(app)), image_captions(app)
+    app.selectbox(key="data_digit").set_value(7).run()
+    assert image_captions(app)[0] == "#17: 7, ben"
+
+
+def image_captions(app) -> list[str]:
+    """The captions of the digits browsed ("#index: label, writer")."""
+    captions = [image.proto.imgs[0].caption for image in app.get("image")]
+    return [caption for caption in captions if caption.startswith("#")]
