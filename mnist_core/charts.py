@@ -217,13 +217,18 @@ def confusion_heatmap(confusion: np.ndarray, title: str, by_row: bool = False) -
     return figure
 
 
-def per_digit_bars(accuracies: dict[str, tuple[str, np.ndarray]]) -> go.Figure:
-    """Each model's accuracy on each digit, as grouped bars: ``{label: (kind, ten values)}``."""
+def accuracy_bars(
+    accuracies: dict[str, tuple[str, np.ndarray]],
+    categories: Sequence[object] = DIGITS,
+    axis_title: str = "true digit",
+) -> go.Figure:
+    """Each model's accuracy on each of ``categories`` (each digit, each source of
+    handwriting), as grouped bars: ``{label: (kind, a value per category)}``."""
     figure = go.Figure()
     colors = model_colors([kind for kind, _ in accuracies.values()])
     for (label, (_, values)), color in zip(accuracies.items(), colors, strict=True):
         figure.add_bar(
-            x=DIGITS,
+            x=[plotly_literal(category) for category in categories],
             y=values,
             name=plotly_literal(label),
             marker_color=color,
@@ -235,7 +240,7 @@ def per_digit_bars(accuracies: dict[str, tuple[str, np.ndarray]]) -> go.Figure:
         barmode="group",
         height=360,
         margin={"l": 10, "r": 10, "t": 30, "b": 10},
-        xaxis={"title": "true digit", "tickmode": "array", "tickvals": DIGITS},
+        xaxis={"title": axis_title, "type": "category"},
         yaxis={"tickformat": ".0%", "range": [max(0.0, low - 0.05), 1.01]},
         legend={"orientation": "h", "y": -0.2},
     )

@@ -306,7 +306,14 @@ def test_digits(
     not read is a blank input)."""
     seen = seen_by_networks(drawings.drawings, seed, on_progress=on_progress)
     version = f"drawings:{drawings.path}:{drawings.path.stat().st_mtime_ns}:{seed}"
-    return TestDigits(drawings.name, version, seen.images, drawings.labels, tuple(drawings.writers))
+    return TestDigits(
+        drawings.name,
+        version,
+        seen.images,
+        drawings.labels,
+        tuple(drawings.writers),
+        tuple(drawings.sources),
+    )
 
 
 def writer_split(

@@ -81,6 +81,7 @@ class TestDigits:
     images: np.ndarray  # (N, 28, 28) float32 in [0, 1], as the networks see them
     labels: np.ndarray  # (N,)
     writers: tuple[str, ...] | None = None
+    sources: tuple[str, ...] | None = None  # where each was collected (drawings only)
 
     @classmethod
     def of_mnist(cls, data: MnistData) -> TestDigits:

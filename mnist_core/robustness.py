@@ -10,10 +10,14 @@ curves can be compared), one batch per amount, so a page can show a bar.
 Each perturbation's random part (which way a digit moves or turns, where the patch
 goes, the noise) is drawn from one seed per perturbation: every amount moves a digit the
 same way, only further, and both models see exactly the same images.
+
+``handwriting_reading`` says the other half of the lesson: how each reads other people's
+handwriting (a drawings set), whichever way it goes.
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -21,6 +25,7 @@ import numpy as np
 from scipy import ndimage
 
 from .data import IMAGE_SIZE, MnistData, stratified_subset
+from .evaluation import Evaluation, TestDigits
 from .models import INPUT_SHAPE, to_input
 from .preprocessing import centre_by_mass
 
@@ -327,3 +332,55 @@ def _scores(what: str, accuracies: dict[str, float], decimals: int = 0) -> str:
     ranked = sorted(accuracies.items(), key=lambda item: -item[1])
     shown = ", ".join(f"{kind.upper()} **{value:.{decimals}%}**" for kind, value in ranked)
     return f"{what}: {shown}."
+
+
+MIN_PER_SOURCE = 100  # digits a source needs before a sentence names it
+
+
+def handwriting_reading(
+    digits: TestDigits, by_kind: dict[str, Evaluation], mnist_accuracy: dict[str, float]
+) -> list[str]:
+    """What reading other people's handwriting (``digits``, a drawings set) says of each
+    model, in sentences with their numbers, whichever way they go: each model's accuracy
+    beside its accuracy on MNIST's test set, the gap between two models, each one's hardest
+    digits and the hardest source of handwriting (``mnist_accuracy``: kind -> MNIST test)."""
+    writers = len(set(digits.writers or ()))
+    accuracy = {kind: result.accuracy for kind, result in by_kind.items()}
+    sentences = [
+        _scores(
+            f"{len(digits.labels):,} digits by {writers:,} writer{'s' * (writers != 1)}",
+            accuracy,
+            decimals=1,
+        )
+    ]
+    for kind, result in by_kind.items():
+        if kind in mnist_accuracy:
+            cost = (mnist_accuracy[kind] - result.accuracy) * 100
+            change = f"costs it **{cost:.1f} points**" if cost > 0 else "costs it nothing"
+            sentences.append(
+                f"The {kind.upper()} reads {mnist_accuracy[kind]:.1%} of MNIST's test set: "
+                f"other people's handwriting {change}."
+            )
+    if len(by_kind) == 2:
+        (first, a), (second, b) = sorted(accuracy.items(), key=lambda item: -item[1])
+        if a - b < EVEN / 4:
+            sentences.append("The two read it **about as well**.")
+        else:
+            misread = {kind: round((1 - value) * 100, 1) for kind, value in accuracy.items()}
+            sentences.append(
+                f"**The {first.upper()} reads it better**: it misreads {misread[first]:g} digits "
+                f"in 100, the {second.upper()} {misread[second]:g}."
+            )
+    for kind, result in by_kind.items():
+        per_digit = result.per_class_accuracy
+        hardest = [d for d in np.argsort(per_digit, kind="stable") if not np.isnan(per_digit[d])]
+        shown = ", ".join(f"**{d}** ({per_digit[d]:.0%})" for d in hardest[:3])
+        sentences.append(f"The {kind.upper()}'s hardest digits: {shown}.")
+    sources = [s for s, n in Counter(digits.sources or ()).items() if n >= MIN_PER_SOURCE]
+    if len(sources) > 1:
+        per_source = {kind: r.accuracy_by(digits.sources) for kind, r in by_kind.items()}
+        mean = {s: np.mean([shares[s] for shares in per_source.values()]) for s in sources}
+        hardest_source = min(mean, key=mean.get)
+        scores = {kind: shares[hardest_source] for kind, shares in per_source.items()}
+        sentences.append(_scores(f"Hardest to read: the writers of {hardest_source}", scores))
+    return sentences

@@ -4,7 +4,7 @@ people's drawings, one model or two."""
 import streamlit as st
 
 import ui
-from mnist_core.charts import confusion_heatmap, per_digit_bars
+from mnist_core.charts import accuracy_bars, confusion_heatmap
 from mnist_core.data import NUM_CLASSES
 from mnist_core.evaluation import disagreements, mistakes, writer_table
 from mnist_core.text import markdown_literal
@@ -52,7 +52,7 @@ with confusion_tab:
         )
 with digits_tab:
     bars = {e.name: (e.kind, results[e.name].per_class_accuracy) for e in chosen}
-    st.plotly_chart(per_digit_bars(bars), key="per_digit")
+    st.plotly_chart(accuracy_bars(bars), key="per_digit")
 with mistakes_tab:
     digits = [None, *range(NUM_CLASSES)]  # None: any digit
 

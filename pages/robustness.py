@@ -3,13 +3,14 @@ hidden, and on the user's own drawing, moved and turned live."""
 
 import dataclasses
 
+import numpy as np
 import streamlit as st
 
 import ui
-from mnist_core.charts import robustness_curves
+from mnist_core.charts import accuracy_bars, robustness_curves
 from mnist_core.models import KINDS
 from mnist_core.preprocessing import enlarge
-from mnist_core.robustness import PERTURBATIONS, move, reading
+from mnist_core.robustness import PERTURBATIONS, handwriting_reading, move, reading
 
 ui.run_through_app_navigation()
 SHIFT_RANGE = 8  # pixels the drawing can be moved each way
@@ -53,6 +54,49 @@ st.caption(
 )
 st.markdown("#### What the measurements show")
 st.markdown("\n".join(f"- {sentence}" for sentence in reading(measured)))
+
+st.header("Other people's handwriting")
+
+
+def other_handwriting() -> None:
+    """Both models on a drawings set: per source of handwriting and per digit, in words."""
+    names = ui.drawings_folder().names()
+    if not names:
+        st.info(
+            "No drawings set yet: put real people's handwriting, as JSON lines of strokes, in "
+            "the drawings folder (`drawings/`, or `MNIST_DRAWINGS_DIR`) to see how each "
+            "network reads writers it never saw."
+        )
+        return
+    name = st.selectbox("Drawings set", names, key="robustness_drawings")
+    digits = ui.drawings_digits(name)
+    if digits is None:
+        return
+    results = {k: r for k, e in chosen.items() if (r := ui.evaluation(e, digits)) is not None}
+    if not results:
+        return
+    st.markdown(
+        "Each digit drawn on the canvas with the Draw page's brush, placed and sized as "
+        "people draw, and read through the page's own preprocessing."
+    )
+    st.markdown("\n".join(f"- {sentence}" for sentence in handwriting_reading(
+        digits, results, {kind: entry.test_accuracy for kind, entry in chosen.items()}
+    )))  # fmt: skip
+    by_digit = {k.upper(): (k, r.per_class_accuracy) for k, r in results.items()}
+    st.plotly_chart(accuracy_bars(by_digit), key="handwriting_digits")
+    sources = sorted(set(digits.sources or ()))
+    if len(sources) > 1:
+        by_source = {
+            k.upper(): (k, np.array([r.accuracy_by(digits.sources)[s] for s in sources]))
+            for k, r in results.items()
+        }
+        st.plotly_chart(
+            accuracy_bars(by_source, sources, "where the handwriting was collected"),
+            key="handwriting_sources",
+        )
+
+
+other_handwriting()
 
 st.header("Your drawing")
 

@@ -9,9 +9,9 @@ from mnist_core.charts import (
     BAR_PIXELS,
     COLORS,
     Curves,
+    accuracy_bars,
     confusion_heatmap,
     image_strip,
-    per_digit_bars,
     probability_bars,
     run_curves,
     training_curves,
@@ -101,9 +101,9 @@ def test_confusion_heatmap_shows_counts_or_each_true_digits_shares():
     assert shares.z[3][5] == 0.2 and shares.text[3][3] == "80%"
 
 
-def test_per_digit_bars_give_a_second_model_of_a_kind_its_own_colour():
+def test_accuracy_bars_give_a_second_model_of_a_kind_its_own_colour():
     values = np.linspace(0.9, 1.0, 10)
-    figure = per_digit_bars({"a": ("ann", values), "b": ("ann", values), "c": ("cnn", values)})
+    figure = accuracy_bars({"a": ("ann", values), "b": ("ann", values), "c": ("cnn", values)})
     colors = [bar.marker.color for bar in figure.data]
     assert colors[0] == COLORS["ann"] and colors[2] == COLORS["cnn"] and len(set(colors)) == 3
     assert list(figure.data[0].x) == [str(d) for d in range(10)]

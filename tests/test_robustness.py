@@ -290,3 +290,30 @@ def test_a_drawing_brought_from_the_draw_page_moves_with_the_sliders(app_server,
     expect(picture).not_to_have_attribute("src", before, timeout=30_000)
     for kind in ("ANN", "CNN"):
         expect(page.get_by_text(re.compile(rf"^{kind} predicts \d$"))).to_be_visible(timeout=30_000)
+
+
+def test_the_handwriting_lesson_is_said_in_numbers_whichever_way_it_goes():
+    from mnist_core.evaluation import Evaluation, TestDigits
+    from mnist_core.robustness import handwriting_reading
+
+    labels = np.repeat(np.arange(10), 30)  # 300 digits, 30 of each
+    sources = tuple(["lyon"] * 150 + ["boston"] * 150)
+    digits = TestDigits("class", "v1", np.zeros((300, 28, 28)), labels, ("ana",) * 300, sources)
+
+    def reading(wrong: np.ndarray) -> Evaluation:
+        predicted = np.where(wrong, (labels + 1) % 10, labels)
+        return Evaluation(labels, np.eye(10)[predicted])
+
+    ones_in_lyon = (labels == 1) & (np.arange(300) < 150)
+    cnn = reading(ones_in_lyon)  # misreads every 1 (all written in lyon): 30 of 300
+    ann = reading(ones_in_lyon | (labels == 9))  # and every 9 (boston's) too: 60
+    said = handwriting_reading(digits, {"ann": ann, "cnn": cnn}, {"ann": 0.98, "cnn": 0.99})
+    assert said[0] == "300 digits by 1 writer: CNN **90.0%**, ANN **80.0%**."
+    assert "The ANN reads 98.0% of MNIST's test set: other people's handwriting costs it " \
+        "**18.0 points**." in said  # fmt: skip
+    assert "**The CNN reads it better**: it misreads 10 digits in 100, the ANN 20." in said
+    assert "The CNN's hardest digits: **1** (0%), **0** (100%), **2** (100%)." in said
+    assert "The ANN's hardest digits: **1** (0%), **9** (0%), **0** (100%)." in said
+    assert said[-1] == "Hardest to read: the writers of lyon: ANN **80%**, CNN **80%**."
+    even = handwriting_reading(digits, {"ann": cnn, "cnn": cnn}, {})
+    assert "The two read it **about as well**." in even

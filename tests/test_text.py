@@ -79,7 +79,7 @@ def test_plotly_literal_escapes_tags_and_entities_but_not_quotes():
 def test_charts_show_model_names_as_plotly_text():
     import numpy as np
 
-    from mnist_core.charts import Curves, confusion_heatmap, per_digit_bars, training_curves
+    from mnist_core.charts import Curves, accuracy_bars, confusion_heatmap, training_curves
     from mnist_core.protocol import CurvePoint
 
     name = "<b>x</b> & y"
@@ -89,7 +89,7 @@ def test_charts_show_model_names_as_plotly_text():
         "&lt;b&gt;x&lt;/b&gt; &amp; y training",
         "&lt;b&gt;x&lt;/b&gt; &amp; y validation",
     }
-    bars = per_digit_bars({name: ("ann", np.full(10, 0.9))})
+    bars = accuracy_bars({name: ("ann", np.full(10, 0.9))})
     assert bars.data[0].name == "&lt;b&gt;x&lt;/b&gt; &amp; y"
     heatmap = confusion_heatmap(np.eye(10, dtype=int), f"{name}: 90% right")
     assert heatmap.layout.title.text == "&lt;b&gt;x&lt;/b&gt; &amp; y: 90% right"
