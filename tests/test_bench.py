@@ -75,3 +75,31 @@ def test_the_race_compares_mean_times_and_shows_each_seeds_ratio():
     assert benchmark.ratio(runs, "published") == "n/a"
     assert benchmark.spread(runs[:2], "to_target") == "25 (min 20, max 30)"
     assert benchmark.spread(runs, "published") == "not reached (seed 2)"
+
+
+def test_the_handwriting_benchmark_s_smoke_mode_reads_held_out_writers(tmp_path, mnist_reference):
+    from tests.test_drawings import line
+
+    drawings = tmp_path / "pens.jsonl"
+    writers = [(f"w{n}", 80 + 40 * n, "lyon" if n % 2 else "oslo") for n in range(4)]
+    lines = [line(d, w, scale, source=src) for w, scale, src in writers for d in range(10)]
+    drawings.write_text("\n".join(lines))
+    args = ["--smoke", "--drawings", str(drawings), "--models-dir", str(tmp_path / "models")]
+    result = subprocess.run(
+        [sys.executable, "-m", "bench.handwriting", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, "MNIST_DATA": mnist_reference},
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "held-out writers (2), accuracy:" in result.stdout, result.stdout
+    rows = [row for row in result.stdout.splitlines() if row.startswith(("default", "quick"))]
+    assert [row[:11] for row in rows[:4]] == [
+        "default ANN",
+        "default CNN",
+        "quick ANN  ",
+        "quick CNN  ",
+    ]
+    assert "lyon" in result.stdout and "oslo" in result.stdout
