@@ -177,6 +177,7 @@ def train(
         verbose=0,
     )
     train_seconds = progress.elapsed()
+    recalibrate_batch_norm(model, x_train, config.batch_size, config.seed)
     on_event(StatusChanged("evaluating on the test set"))
     test_loss, test_accuracy = model.evaluate(
         evaluation_batches(to_input(data.x_test), data.y_test), verbose=0
@@ -208,6 +209,36 @@ def train(
     if checkpoint:
         checkpoint.remove()
     return entry
+
+
+RECALIBRATION_IMAGES = 2000  # one forward pass over a sample of them: 0.2-0.5 s on 2 cores
+
+
+def recalibrate_batch_norm(
+    model, x: np.ndarray, batch_size: int, seed: int = 0, images: int = RECALIBRATION_IMAGES
+) -> None:
+    """Set each batch normalisation's moving mean and variance to the statistics of a
+    sample of the training images ("precise BN").
+
+    Keras starts a moving variance at 1 and moves it 10% a step; the first block's real
+    variance is ~0.004, so after the ~40 steps of a classroom's short run (1 epoch on 5,000
+    images) it is still ~5x too large and the CNN read 16-56% of the test set instead of
+    ~95%: a convnet trained as briefly as a dense net taught the opposite of the lesson.
+    After a full run the statistics barely change (99.36% -> 99.37%).
+    """
+    norms = [layer for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization)]
+    if not norms:
+        return
+    sample = x[np.random.default_rng(seed).permutation(len(x))[:images]]
+    momenta = [layer.momentum for layer in norms]
+    try:
+        for chunk, start in enumerate(range(0, len(sample), batch_size)):
+            for layer in norms:
+                layer.momentum = chunk / (chunk + 1)  # the running mean of the chunks' statistics
+            model(sample[start : start + batch_size], training=True)
+    finally:
+        for layer, momentum in zip(norms, momenta, strict=True):
+            layer.momentum = momentum
 
 
 class ProgressCallback(keras.callbacks.Callback):
