@@ -93,6 +93,8 @@ def settings_text(config: dict, training: dict) -> str:
             parts.append(f"{value} {said_as}")
     if config.get("augment"):
         parts.append("augmented")
+    if styles := training.get("styles"):
+        parts.append(f"European styles {styles:.0%}")
     if batch := training.get("batch_size"):
         parts.append(f"batch {batch}")
     if budget := training.get("time_budget"):

@@ -24,6 +24,7 @@ from .jobs import TrainingConfig, TrainingJob, validation_count
 from .models import build_model, config_to_dict, one_hot_mse, to_input
 from .protocol import CurvePoint, Event, Progressed, StatusChanged
 from .registry import ModelEntry, ModelRegistry
+from .styles import with_styles
 
 REPORT_EVERY_SECONDS = 0.25  # how often batch-level progress is sent (the UI polls ~2x/s)
 WARMUP = 0.2  # share of a one-cycle run spent raising the learning rate to its peak
@@ -105,6 +106,7 @@ def split_data(data: MnistData, config: TrainingConfig):
     x, y = stratified_subset(
         data.x_train[rest], data.y_train[rest], config.train_size or len(rest), seed=config.seed
     )
+    x = with_styles(x, y, config.styles, seed=config.seed)  # the validation digits stay MNIST's
     return (to_input(x), y), (to_input(data.x_train[val]), data.y_train[val])
 
 
