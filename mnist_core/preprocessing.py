@@ -225,6 +225,8 @@ def _redraw_strokes(cropped: np.ndarray) -> np.ndarray | None:
     if max(small.shape) < MIN_SPAN_IN_STROKES * brush:
         return None
     skeleton = _prune(skeleton, round(brush / 2))
+    if not skeleton.any():  # only spurs: a blob, no stroke to redraw
+        return None
     rows, cols = np.nonzero(skeleton)
     span = max(np.ptp(rows), np.ptp(cols)) + 1
     # Strokes of width w on a skeleton spanning `span` fill a box of span + w; fitted in

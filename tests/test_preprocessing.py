@@ -287,3 +287,25 @@ def test_predict_gives_probabilities_for_each_model():
 def test_top_k_orders_by_probability():
     probabilities = np.array([0.06, 0.6, 0.0, 0.3, 0, 0, 0, 0, 0.04, 0])
     assert top_k(probabilities, 3) == [(1, 0.6), (3, 0.3), (0, 0.06)]
+
+
+def test_a_blob_of_a_few_pixels_asks_for_a_digit_and_never_crashes():
+    """A real pen's digit (UNIPEN) with a stray stroke 9,000 tablet units away, placed on the
+    canvas as seen_by_networks placed it: the digit shrinks to a blob whose skeleton is all
+    spurs, which pruning removed, leaving nothing to measure (it raised a numpy error)."""
+    from mnist_core.strokes import placed, render
+
+    tail = [[887.0, 9910.0], [889.0, 9907.0], [888.0, 9910.0], [890.0, 9909.0], [889.0, 9906.0]]
+    strokes = [
+        [[779, 9399], [766, 9509], [739, 9551], [756, 9614], [834, 9631], [876, 9624]],
+        [[941, 9516], [955, 9602], [906, 9732], [885, 9805], [889, 9902], [890, 9911], *tail],
+        [[0, 3], [2, 1], [19, 5], [42, 15], [69, 13], [94, 0]],
+    ]
+    found = None
+    for seed in range(200):  # some placements shrink it to a blob
+        rng = np.random.default_rng((0, seed))
+        try:
+            preprocess_canvas(render(placed([np.array(s, float) for s in strokes], rng)))
+        except ImageError as error:  # a dot: the page asks for a bigger digit
+            found = str(error)
+    assert found == "That is too small to read: draw a bigger digit."
