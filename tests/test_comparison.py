@@ -45,9 +45,12 @@ def files(directory: Path) -> list[str]:
 
 def test_default_settings_read_as_people_write_them():
     ann = settings_text(config_to_dict(AnnConfig()), asdict(DEFAULT_TRAINING["ann"]))
-    assert ann == "2x512 relu, dropout 0.2, adam 4e-3, batch 256"
+    assert ann == "2x512 relu, dropout 0.2, adam 4e-3, European styles 15%, batch 256"
     cnn = settings_text(config_to_dict(CnnConfig()), asdict(DEFAULT_TRAINING["cnn"]))
-    assert cnn == ("conv 16-48-96 (3x3), max pool, batch norm, dropout 0.4, adam 5e-3, batch 128")
+    assert cnn == (
+        "conv 16-48-96 (3x3), max pool, batch norm, dropout 0.4, adam 5e-3, "
+        "European styles 15%, batch 128"
+    )
 
 
 def test_settings_show_what_experiments_change():

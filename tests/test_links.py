@@ -37,6 +37,7 @@ NON_DEFAULT = {
         time_budget=12.5,
         validation_size=400,
         seed=7,
+        styles=0.3,
         name="exercise 1",
         experiment="hidden units",
     ),
