@@ -20,9 +20,10 @@ MNIST_REFERENCE = os.environ.get("MNIST_DATA") or "sample"
 
 @pytest.fixture(autouse=True)
 def isolated_dirs(tmp_path, monkeypatch):
-    """Never touch the user's Keras cache or models directory."""
+    """Never touch the user's Keras cache, models or drawings directory."""
     monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras-home"))
     monkeypatch.setenv("MNIST_MODELS_DIR", str(tmp_path / "models"))
+    monkeypatch.setenv("MNIST_DRAWINGS_DIR", str(tmp_path / "drawings"))
     monkeypatch.delenv("MNIST_DATA", raising=False)
 
 
