@@ -86,10 +86,8 @@ def other_handwriting() -> None:
     st.plotly_chart(accuracy_bars(by_digit), key="handwriting_digits")
     sources = sorted(set(digits.sources or ()))
     if len(sources) > 1:
-        by_source = {
-            k.upper(): (k, np.array([r.accuracy_by(digits.sources)[s] for s in sources]))
-            for k, r in results.items()
-        }
+        shares = {k: r.accuracy_by(digits.sources) for k, r in results.items()}
+        by_source = {k.upper(): (k, np.array([shares[k][s] for s in sources])) for k in results}
         st.plotly_chart(
             accuracy_bars(by_source, sources, "where the handwriting was collected"),
             key="handwriting_sources",

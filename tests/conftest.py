@@ -41,6 +41,20 @@ def apptest_env(monkeypatch):
     st.cache_resource.clear()
 
 
+@pytest.fixture
+def drawings_folder(tmp_path):
+    """A drawings folder holding one set, "class-3b": each digit once by two writers, ana
+    large and ben small (the bench's pen strokes, in tablet-like units)."""
+    from tests.test_drawings import line
+
+    folder = tmp_path / "drawings-folder"
+    folder.mkdir()
+    writers = (("ana", 300), ("ben", 90))
+    lines = [line(digit, writer, scale) for writer, scale in writers for digit in range(10)]
+    (folder / "class-3b.jsonl").write_text("\n".join(lines))
+    return folder
+
+
 @pytest.fixture(scope="session")
 def mnist_reference() -> str:
     """Where the tests' MNIST comes from: $MNIST_DATA as the session started, else "sample"."""

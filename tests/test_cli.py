@@ -117,15 +117,10 @@ def test_evaluate_says_what_is_wrong_in_one_line(tmp_path, name, setup, reason):
     assert result.stderr.strip().splitlines()[-1] == errors[0]
 
 
-def test_evaluate_on_a_drawings_set_adds_each_writer_s_accuracy(tmp_path, trained_models):
+def test_evaluate_on_a_drawings_set_adds_each_writer_s_accuracy(drawings_folder, trained_models):
     from tests.test_drawings import line
 
-    drawings = tmp_path / "drawings"
-    drawings.mkdir()
-    lines = [
-        line(d, writer, scale) for writer, scale in (("ana", 300), ("ben", 90)) for d in range(10)
-    ]
-    (drawings / "class-3b.jsonl").write_text("\n".join(lines))
+    drawings = drawings_folder
     cnn = next(trained_models.glob("cnn-*.json")).stem
     args = ["evaluate", cnn, "--models-dir", str(trained_models), "--drawings", "class-3b"]
     result = cli(*args, "--drawings-dir", str(drawings))

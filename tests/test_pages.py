@@ -327,18 +327,10 @@ def test_evaluate_page_compares_the_newest_ann_and_cnn(
 
 
 @pytest.fixture
-def drawings_dir(tmp_path, monkeypatch):
-    """A drawings set of two writers, each digit once, in the drawings folder."""
-    from tests.test_drawings import line
-
-    folder = tmp_path / "drawings"
-    folder.mkdir()
-    lines = [
-        line(d, writer, scale) for writer, scale in (("ana", 300), ("ben", 90)) for d in range(10)
-    ]
-    (folder / "class-3b.jsonl").write_text("\n".join(lines))
-    monkeypatch.setenv("MNIST_DRAWINGS_DIR", str(folder))
-    return folder
+def drawings_dir(drawings_folder, monkeypatch):
+    """conftest's drawings folder, as the app's."""
+    monkeypatch.setenv("MNIST_DRAWINGS_DIR", str(drawings_folder))
+    return drawings_folder
 
 
 def test_evaluate_page_grades_models_on_a_drawings_set_writer_by_writer(saved_models, drawings_dir):
