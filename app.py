@@ -6,11 +6,12 @@ Run with ``streamlit run app.py``. This file declares the pages and runs the one
 import streamlit as st
 
 import ui
+from classroom import queue_views, who
 
 st.set_page_config(page_title="MNIST live: ANN vs CNN", page_icon=":material/draw:", layout="wide")
 ui.keep_keras_state_between_runs()  # served models stay fast: Streamlit would reset Keras
 ui.training_queue().start_workers()  # TensorFlow loads in the workers now, not at first Start
-ui.remember_this_browser()  # its runs and models stay its own across reconnects and restarts
+who.remember_this_browser()  # its runs and models stay its own across reconnects and restarts
 
 
 def page(name: str, title: str, icon: str, **options) -> st.Page:
@@ -39,5 +40,5 @@ pages = {
     ],
 }
 navigation = st.navigation(pages)
-ui.teacher_controls()
+queue_views.teacher_controls()
 navigation.run()

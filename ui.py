@@ -9,21 +9,15 @@ Resources cached with ``st.cache_resource`` are shared by every session of the s
 from __future__ import annotations
 
 import gc
-import hashlib
-import hmac
-import os
-import re
-import secrets
-import time
 import warnings
 from collections.abc import Callable
-from dataclasses import replace
 
 import pandas as pd
 import streamlit as st
 from streamlit.runtime.pages_manager import PagesManager
 from streamlit.runtime.scriptrunner import script_runner
 
+from classroom import who
 from mnist_core.charts import (
     image_strip,
     probability_bars,
@@ -54,9 +48,7 @@ from mnist_core.robustness import PERTURBATIONS, SUBSET_SIZE, Robustness, measur
 from mnist_core.text import markdown_literal
 from mnist_core.training_queue import (
     LocalTrainingQueue,
-    NotAllowed,
     QueueRefused,
-    Requester,
     TrainingQueue,
     TrainingRun,
     default_slots,
@@ -125,70 +117,6 @@ def training_queue() -> TrainingQueue:
     return LocalTrainingQueue(
         registry().root, default_slots(), typical_train_images=len(_load_data().y_train)
     )
-
-
-# --- who is asking: this browser, and whether the teacher's passphrase was given ---------
-
-BROWSER_COOKIE = "mnist_live_browser"
-TOKEN = re.compile(r"[A-Za-z0-9_-]{20,64}")
-PASSPHRASE_VARIABLE = "MNIST_TEACHER_PASSPHRASE"
-
-
-def _browser_token() -> str:
-    """A random token this browser keeps in a cookie: it stays the same when the browser
-    reconnects after sleep or the server restarts, so the browser still owns its runs."""
-    token = st.context.cookies.get(BROWSER_COOKIE)
-    if isinstance(token, str) and TOKEN.fullmatch(token):  # AppTest has no cookies
-        return token
-    return st.session_state.setdefault("browser_token", secrets.token_urlsafe(24))
-
-
-def remember_this_browser() -> None:
-    """Store the browser's token in its cookie (once a session, when it lacks it).
-
-    Streamlit reads cookies only when a browser connects, and has no call to set one:
-    a line of JavaScript does it, and the next connection reads it back.
-    """
-    token = _browser_token()
-    if st.context.cookies.get(BROWSER_COOKIE) == token or st.session_state.get("cookie_set"):
-        return
-    st.session_state["cookie_set"] = True
-    cookie = f"{BROWSER_COOKIE}={token}; path=/; max-age={365 * 24 * 3600}; SameSite=Strict"
-    st.sidebar.html(f"<script>document.cookie = '{cookie}';</script>", unsafe_allow_javascript=True)
-
-
-@st.cache_resource
-def _teachers() -> set[str]:
-    """The browsers (owners) that gave the teacher's passphrase, until they lock again: a
-    reload or a reconnect keeps the teacher's controls; a server restart asks again."""
-    return set()
-
-
-def _owner() -> str:
-    """A hash of the browser's token, so metadata shown to others never reveals it."""
-    return hashlib.sha256(_browser_token().encode()).hexdigest()[:16]
-
-
-def requester() -> Requester:
-    """This browser, as the training queue and the model pages know it."""
-    owner = _owner()
-    return Requester(owner, teacher=owner in _teachers())
-
-
-def teacher_passphrase() -> str | None:
-    """``MNIST_TEACHER_PASSPHRASE``, else ``teacher_passphrase`` in Streamlit's secrets;
-    no default: without one, nobody has the teacher's rights."""
-    if passphrase := os.environ.get(PASSPHRASE_VARIABLE):
-        return passphrase
-    if st.secrets.load_if_toml_exists():
-        return st.secrets.get("teacher_passphrase") or None
-    return None
-
-
-def may_change(entry: ModelEntry) -> bool:
-    """Whether this browser may rename or delete ``entry``: it trained it, or the
-    teacher's passphrase was given."""
-    return requester().may_act_on(entry.meta.get("owner"))
 
 
 def registry() -> ModelRegistry:
@@ -436,7 +364,7 @@ def model_table(table: SummaryTable, sortable: bool = False) -> None:
 def start_training(jobs: list[TrainingJob]) -> TrainingRun | None:
     """Queue ``jobs`` as one run of this browser's, within the teacher's caps (saying what
     they changed), or say why not."""
-    queue, me = training_queue(), requester()
+    queue, me = training_queue(), who.requester()
     if not me.teacher:
         clamped = [queue.limits.clamp(job) for job in jobs]
         jobs = [job for job, _ in clamped]
@@ -469,7 +397,7 @@ def watched_run() -> TrainingRun | None:
     """The run this browser watches: its own while it waits or trains, else the one
     training now, else its own last one."""
     snapshot = training_queue().snapshot()
-    mine = snapshot.latest_of(requester().owner)
+    mine = snapshot.latest_of(who.requester().owner)
     if mine is not None and not mine.state.ended:
         return mine
     return snapshot.training[0] if snapshot.training else mine
@@ -491,7 +419,7 @@ def poll_training(
     snapshot = training_queue().snapshot()
     runs = [*snapshot.training, *(waiting.run for waiting in snapshot.waiting)]
     if own_runs_only:
-        runs = [run for run in runs if run.owner == requester().owner]
+        runs = [run for run in runs if run.owner == who.requester().owner]
     busy = bool(runs)
     with st.container():  # a place of its own: two pollers on a page are two fragments
         st.fragment(run_every=every if busy else idle_every)(_poll)(show)
@@ -511,7 +439,7 @@ def _poll(show: Callable[[TrainingRun | None], None]) -> None:
 def progress_bar(run: TrainingRun | None) -> None:
     """One line for pages other than Train: this browser's run's progress, or why it
     failed (others' runs are the Train page's)."""
-    if run is None or run.owner != requester().owner:
+    if run is None or run.owner != who.requester().owner:
         return
     state = run.state
     if state.active:
@@ -520,219 +448,6 @@ def progress_bar(run: TrainingRun | None) -> None:
         st.caption("Your training waits in the queue: see the Train page.")
     elif state.status == "failed":
         st.error(f"Training failed: {markdown_literal(state.error)}")
-
-
-def run_actions(run: TrainingRun, key: str) -> None:
-    """Stop (a training run) or Cancel (a waiting one), for its owner and the teacher."""
-    me = requester()
-    if not me.may_act_on(run.owner) or run.state.ended:
-        return
-    if run.state.waiting:
-        label, icon, tip = "Cancel", ":material/close:", "Takes it out of the queue."
-    else:
-        label, icon, tip = "Stop", ":material/stop:", "Stops after this batch; keeps the model."
-    if st.button(label, icon=icon, help=tip, key=f"{key}-{run.id}"):
-        try:
-            training_queue().cancel(run.id, me)
-        except (QueueRefused, NotAllowed) as error:
-            st.warning(f"{markdown_literal(error)}.")
-        else:
-            st.rerun()  # the whole page: the queue shows in more than this fragment
-
-
-def whose(run: TrainingRun) -> str:
-    if run.owner == requester().owner:
-        return "Your"
-    return f"Browser {run.owner[:6]}'s" if requester().teacher else "Another browser's"
-
-
-def no_run_yet() -> str:
-    """What is true when this browser has no run to watch and nothing trains."""
-    me = requester()
-    if any(run.owner == me.owner for run in training_queue().snapshot().interrupted):
-        return "Your run was cut short when the server stopped: resume it above, or start anew."
-    saved = registry().count()
-    if not saved:
-        return "No model on this server yet: choose the settings and press Start."
-    models = "1 model is" if saved == 1 else f"{saved:,} models are"
-    return (
-        f"No run of yours yet; {models} saved on this server (the Models page lists them). "
-        "Choose the settings and press Start."
-    )
-
-
-def run_status(run: TrainingRun | None) -> None:
-    """The watched run in full: progress or place in the queue, time, speed, Stop or
-    Cancel (for its owner and the teacher), and each model it saved."""
-    if run is None:
-        st.info(no_run_yet())
-        return
-    state = run.state
-    st.subheader(f"{whose(run)} run, {markdown_literal(run.label)}: {state.status}")
-    if state.waiting:
-        waiting = training_queue().snapshot().waiting_of(run.id)
-        if waiting is not None:
-            st.info(
-                f"Waiting in the queue: number {waiting.position}, starts in about "
-                f"{duration(waiting.starts_in)}. Closing this page does not cancel it.",
-                icon=":material/hourglass_top:",
-            )
-        run_actions(run, "status")
-        return
-    st.progress(state.overall_progress, text=state.message)
-    elapsed, speed, stop = st.columns(3)
-    elapsed.metric("Elapsed", f"{state.elapsed:.1f} s")
-    speed.metric("Images per second", f"{state.images_per_s:,.0f}")
-    with stop:
-        run_actions(run, "status")
-    for model in state.saved:
-        stopped = " (stopped early)" if model.stopped else ""
-        st.success(
-            f"{model.kind.upper()} saved as **{markdown_literal(model.name)}**{stopped}: "
-            f"test accuracy **{model.test_accuracy:.2%}** after {model.epochs:g} epochs in "
-            f"{model.train_seconds:.0f} s."
-        )
-    if state.status == "failed":
-        st.error(f"Training failed: {markdown_literal(state.error)}")
-    if state.saved and not state.active:
-        st.page_link("pages/draw.py", label="Draw a digit and try it", icon=":material/draw:")
-
-
-def queue_board(watched: TrainingRun | None = None) -> None:
-    """Every run training or waiting, in order, with Stop or Cancel for its owner and the
-    teacher (but for ``watched``, whose own status shows them); the queue is the same for
-    every browser."""
-    queue = training_queue()
-    if queue.storage_error:
-        st.warning(
-            f"{markdown_literal(queue.storage_error)}. Training goes on, but a server restart "
-            "would not find these runs.",
-            icon=":material/save:",
-        )
-    snapshot = queue.snapshot()
-    if not (snapshot.training or snapshot.waiting):
-        st.caption("The training queue is empty: a Start trains at once.")
-        return
-    for run in snapshot.training:
-        text, action = st.columns([4, 1], vertical_alignment="center")
-        state = run.state
-        text.markdown(
-            f"**Training**: {whose(run)} {markdown_literal(run.label)}, "
-            f"{state.overall_progress:.0%} done"
-        )
-        if run is not watched:
-            with action:
-                run_actions(run, "board")
-    for waiting in snapshot.waiting:
-        run = waiting.run
-        text, action = st.columns([4, 1], vertical_alignment="center")
-        text.markdown(
-            f"**{waiting.position}.** {whose(run)} {markdown_literal(run.label)}, starts in about "
-            f"{duration(waiting.starts_in)}"
-        )
-        if run is not watched:
-            with action:
-                run_actions(run, "board")
-
-
-def interrupted_runs() -> None:
-    """Runs a server restart cut short that this browser (or the teacher) may resume
-    from their last epoch checkpoint or discard."""
-    queue, me = training_queue(), requester()
-    runs = [run for run in queue.snapshot().interrupted if me.may_act_on(run.owner)]
-    with st.container():  # one element however many: the pollers below keep their place
-        for run in runs:
-            _interrupted_run(queue, me, run)
-
-
-def _interrupted_run(queue: TrainingQueue, me: Requester, run: TrainingRun) -> None:
-    epochs = queue.resumable_epochs(run)
-    job = run.jobs[run.first]
-    where = f"after epoch {epochs} of {job.training.epochs}" if epochs else "before an epoch ended"
-    with st.container(border=True):
-        st.warning(
-            f"{whose(run)} run, {markdown_literal(run.label)}, was cut short when the "
-            f"server stopped, {where}.",
-            icon=":material/restart_alt:",
-        )
-        resume, discard = st.columns(2)
-        if resume.button(
-            f"Resume from epoch {epochs + 1}" if epochs else "Start it again",
-            key=f"resume-{run.id}",
-            type="primary",
-        ):
-            try:
-                queue.resume(run.id, me)
-            except (QueueRefused, NotAllowed) as error:
-                st.warning(f"{markdown_literal(error)}.")
-            else:
-                st.rerun()
-        if discard.button("Discard it", key=f"discard-{run.id}"):
-            queue.discard(run.id, me)
-            st.rerun()
-
-
-def teacher_controls() -> None:
-    """The sidebar's Teacher panel: the passphrase, then the queue with Stop and Cancel
-    for every run, Clear, and the caps on what students may ask for."""
-    passphrase = teacher_passphrase()
-    teacher = requester().teacher
-    if error := st.session_state.pop("teacher_error", None):
-        st.sidebar.error(error)  # outside the panel, which a rerun folds
-    with st.sidebar.expander("Teacher", icon=":material/school:", expanded=teacher):
-        if passphrase is None:
-            st.caption(
-                f"Set {PASSPHRASE_VARIABLE} (or teacher_passphrase in .streamlit/secrets.toml) "
-                "before starting the app to turn on the teacher's controls."
-            )
-        elif not teacher:
-            with st.form("teacher-login", border=False, clear_on_submit=True):
-                st.text_input("Passphrase", type="password", key="passphrase_given")
-                st.form_submit_button(
-                    "Unlock", icon=":material/lock_open:", on_click=_check_passphrase
-                )
-        else:
-            _teacher_panel()
-
-
-def _check_passphrase() -> None:
-    given = st.session_state.get("passphrase_given", "")
-    if hmac.compare_digest(given.encode(), (teacher_passphrase() or "").encode()) and given:
-        _teachers().add(_owner())
-        return
-    time.sleep(1)  # slows guessing
-    st.session_state["teacher_error"] = "That is not the teacher's passphrase."
-
-
-def _teacher_panel() -> None:
-    queue, me = training_queue(), requester()
-    st.success("Teacher controls on.", icon=":material/school:")
-    st.fragment(run_every=2.0)(queue_board)()  # live, whatever page the teacher is on
-    waiting = len(queue.snapshot().waiting)
-    if st.button(f"Clear the queue ({waiting} waiting)", disabled=not waiting):
-        queue.clear(me)
-        st.rerun()
-    limits = queue.limits
-    with st.form("caps", border=False):
-        seconds = st.number_input(
-            "Longest time budget for students (s, 0: none)", 0, 3600, int(limits.max_seconds or 0)
-        )
-        images = st.number_input(
-            "Most training images for students (0: all)",
-            0,
-            len(mnist().y_train),
-            limits.max_train_size or 0,
-            step=1000,
-        )
-        if st.form_submit_button("Apply the limits"):
-            queue.set_limits(
-                replace(limits, max_seconds=seconds or None, max_train_size=images or None), me
-            )
-            st.rerun()
-    st.caption("You may rename or delete any model on the Models page.")
-    if st.button("Lock the teacher controls", icon=":material/lock:"):
-        _teachers().discard(_owner())
-        st.rerun()
 
 
 def run_curves_charts(run: TrainingRun | None, compare_with: list[ModelEntry]) -> None:

@@ -5,6 +5,7 @@ from urllib.parse import urlencode
 import streamlit as st
 
 import ui
+from classroom import queue_views
 from mnist_core.charts import model_curves, training_curves
 from mnist_core.comparison import summarize, summary_table
 from mnist_core.experiments import COLUMNS, PRESETS, experiment_tag, jobs_of, prepared, table_of
@@ -73,7 +74,7 @@ def sweep_progress(run) -> None:
     state: RunState = run.state
     total = len(run.jobs)
     if state.waiting:
-        ui.run_status(run)
+        queue_views.run_status(run)
         return
     if state.active:
         job = state.current_job

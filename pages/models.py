@@ -3,6 +3,7 @@
 import streamlit as st
 
 import ui
+from classroom import who
 from mnist_core.comparison import history_csv, summarize, summary_table
 from mnist_core.registry import MAX_MODEL_BYTES, ModelLoadError, sanitize_name
 from mnist_core.text import markdown_literal
@@ -31,7 +32,7 @@ def add_model_from_file() -> None:
             try:
                 with st.spinner("Checking the model and measuring it on the test set..."):
                     added = ui.registry().import_model(
-                        upload.getvalue(), wanted, ui.mnist(), {"owner": ui.requester().owner}
+                        upload.getvalue(), wanted, ui.mnist(), {"owner": who.requester().owner}
                     )
             except (ModelLoadError, ValueError) as error:
                 st.error(f"Cannot add this file: {markdown_literal(error)}.")
@@ -105,7 +106,7 @@ history.download_button(
     on_click="ignore",
 )
 
-allowed = ui.may_change(entry)
+allowed = who.may_change(entry)
 if not allowed:
     st.info(
         "Only the browser that trained this model, or the teacher, may rename or delete it.",

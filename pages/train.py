@@ -3,6 +3,7 @@
 import streamlit as st
 
 import ui
+from classroom import queue_views, who
 from mnist_core.data import MnistData
 from mnist_core.jobs import (
     STYLE_SHARE,
@@ -186,7 +187,7 @@ def whole(value: float, what: str) -> int:
 # A link's settings are the fields' first values; after that the user's edits rule.
 available = len(data.y_train) - validation_count(data, TrainingConfig())
 linked, problems = job_from_query(st.query_params.to_dict(), available=available)
-limits = Limits() if ui.requester().teacher else ui.training_queue().limits
+limits = Limits() if who.requester().teacher else ui.training_queue().limits
 linked, capped = limits.clamp(linked)
 problems += capped
 if problems:
@@ -223,13 +224,13 @@ with settings:
     st.code(link(st.context.url or "/train", job), language=None, wrap_lines=True)
     st.caption("Copy it (button at its top right, on hover) to hand out these settings.")
 with live:
-    ui.interrupted_runs()
+    queue_views.interrupted_runs()
     # While a run trains, the numbers poll twice a second and the curves every two seconds
     # (redrawing the charts costs the server and the browser CPU that training needs on a
     # small machine); otherwise both poll now and then, to see others' runs start.
-    ui.poll_training(ui.run_status, every=0.5, idle_every=3.0)
+    ui.poll_training(queue_views.run_status, every=0.5, idle_every=3.0)
     newest = [entries[0] for entries in ui.entries_by_kind().values() if entries]
     ui.poll_training(lambda run: ui.run_curves_charts(run, newest), every=2.0, idle_every=3.0)
     st.subheader("The training queue")
     st.caption("Runs train in the order they were started; each browser may have one waiting.")
-    ui.poll_training(ui.queue_board, every=2.0, idle_every=3.0)
+    ui.poll_training(queue_views.queue_board, every=2.0, idle_every=3.0)

@@ -349,9 +349,9 @@ def test_models_page_renames_and_deletes(models, monkeypatch):
     assert next(b for b in app.button if b.label == "Delete this model...").disabled
     # The teacher: the sidebar's passphrase is tested in a browser (tests/test_classroom.py),
     # since AppTest runs app.py, and so the sidebar, only on a session's first run.
-    import ui  # after open_page: AppTest has put the project on the path
+    from classroom import who  # after open_page: AppTest has put the project on the path
 
-    monkeypatch.setattr(ui, "requester", lambda: Requester("teacher", teacher=True))
+    monkeypatch.setattr(who, "requester", lambda: Requester("teacher", teacher=True))
     app.selectbox[0].set_value(ann.name).run()
     assert f"{ann.meta['test_accuracy']:.2%}" in [m.value for m in app.metric]
 
