@@ -33,6 +33,10 @@ pages = {
         page("robustness", "Robustness", "open_with"),
         page("inspect", "Inspect", "visibility"),
     ],
+    "Our class": [
+        page("drawings", "Class drawings", "collections_bookmark"),
+        page("fooled", "Fooled the networks", "psychology_alt"),
+    ],
     "Go further": [
         page("experiments", "Experiments", "science"),
         page("data", "Data", "dataset"),

@@ -45,6 +45,7 @@ from mnist_core.preprocessing import (
 )
 from mnist_core.registry import ModelEntry, ModelGone, ModelLoadError, ModelNotFound, ModelRegistry
 from mnist_core.robustness import PERTURBATIONS, SUBSET_SIZE, Robustness, measure
+from mnist_core.strokes import canvas_strokes
 from mnist_core.text import markdown_literal
 from mnist_core.training_queue import (
     LocalTrainingQueue,
@@ -505,7 +506,13 @@ def drawn_digit() -> tuple[Preprocessed | None, str]:
     except ImageError as error:  # a dot: ask for a bigger digit
         return None, str(error)
     st.session_state["drawing"] = drawing
+    st.session_state["drawn_strokes"] = canvas_strokes(canvas.json_data)
     return drawing, hint
+
+
+def drawn_strokes() -> list:
+    """The points of the strokes of the canvas's last drawing (what keeping it stores)."""
+    return st.session_state.get("drawn_strokes", [])
 
 
 def photo_digit() -> tuple[Preprocessed | None, str]:

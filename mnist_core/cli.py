@@ -1,7 +1,8 @@
-"""Command line: ``python -m mnist_core train|evaluate|list ...``.
+"""Command line: ``python -m mnist_core train|finetune|evaluate|sweep|list|drawings ...``.
 
-``train`` and ``evaluate`` draw a progress bar on stderr and print one JSON object on
-stdout as their last line, so scripts can read the result: ``... | tail -n 1``.
+``train``, ``finetune`` and ``evaluate`` draw a progress bar on stderr and print one JSON
+object on stdout as their last line, so scripts can read the result: ``... | tail -n 1``;
+so does ``drawings list``.
 """
 
 from __future__ import annotations
@@ -12,9 +13,11 @@ import signal
 import sys
 import warnings
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 
+from .class_drawings import ClassSet, export_jsonl, export_npz
 from .data import DataError, load_mnist
 from .drawings import DrawingsFolder, seen_by_networks
 from .evaluation import evaluate, evaluate_inputs
@@ -43,14 +46,26 @@ def main(argv: list[str] | None = None) -> int:
     train.add_argument("--data", help="mnist.npz, a folder of idx files, or 'sample'")
     train.add_argument("--models-dir", help="default: $MNIST_MODELS_DIR or ./models")
     train.add_argument("--name", help="model name (default: KIND-DATE-TIME)")
+    _drawings_options(train, "also learn from this drawings set (see `drawings list`)")
+    train.add_argument(
+        "--drawings-weight",
+        type=float,
+        help="the share of the training images the drawings make up (default 0.2)",
+    )
+    finetune = commands.add_parser(
+        "finetune", help="fine-tune a saved model on a drawings set: a new model"
+    )
+    finetune.add_argument("name", help="the saved model to start from (see `list`)")
+    _drawings_options(finetune, "the drawings set to learn from", required=True)
+    finetune.add_argument("--epochs", type=int, help="default: 3")
+    finetune.add_argument("--data", help="mnist.npz, a folder of idx files, or 'sample'")
+    finetune.add_argument("--models-dir", help="default: $MNIST_MODELS_DIR or ./models")
+    finetune.add_argument("--new-name", help="the new model's name (default: NAME-SET)")
     evaluation = commands.add_parser("evaluate", help="evaluate a saved model on the test set")
     evaluation.add_argument("name", help="the model's name (see `list`)")
     evaluation.add_argument("--models-dir", help="default: $MNIST_MODELS_DIR or ./models")
     evaluation.add_argument("--data", help="mnist.npz, a folder of idx files, or 'sample'")
-    evaluation.add_argument(
-        "--drawings", help="a drawings set's name (see the drawings folder) or a .jsonl file"
-    )
-    evaluation.add_argument("--drawings-dir", help="default: $MNIST_DRAWINGS_DIR or ./drawings")
+    _drawings_options(evaluation, "a drawings set's name (see `drawings list`) or a .jsonl file")
     sweep = commands.add_parser("sweep", help="train a preset experiment's models in a row")
     sweep.add_argument("preset", choices=sorted(PRESETS))
     sweep.add_argument("--epochs", type=int, help="for every model (default: each one's own)")
@@ -60,8 +75,26 @@ def main(argv: list[str] | None = None) -> int:
     sweep.add_argument("--models-dir", help="default: $MNIST_MODELS_DIR or ./models")
     listing = commands.add_parser("list", help="list saved models, newest first")
     listing.add_argument("--models-dir")
+    drawings = commands.add_parser("drawings", help="the drawings sets: list, import, export")
+    actions = drawings.add_subparsers(dest="action", required=True, parser_class=_Parser)
+    listed = actions.add_parser("list", help="every set: digits, writers, per digit")
+    importing = actions.add_parser("import", help="add a .jsonl file's digits to a set")
+    importing.add_argument("file", help="JSON lines: digit, writer, strokes (source optional)")
+    importing.add_argument("--set", required=True, help="the set to add to (made if new)")
+    exporting = actions.add_parser("export", help="write a set as .jsonl (or .npz)")
+    exporting.add_argument("name", help="the set (see `drawings list`)")
+    exporting.add_argument("file", help="FILE.jsonl: the strokes; FILE.npz: Keras's MNIST layout")
+    for action in (listed, importing, exporting):
+        action.add_argument("--drawings-dir", help="default: $MNIST_DRAWINGS_DIR or ./drawings")
     args = parser.parse_args(argv)
-    commands = {"train": _train, "evaluate": _evaluate, "sweep": _sweep, "list": _list}
+    commands = {
+        "train": _train,
+        "finetune": _finetune,
+        "evaluate": _evaluate,
+        "sweep": _sweep,
+        "list": _list,
+        "drawings": _drawings,
+    }
     command = commands[args.command]
     try:
         return command(args)
@@ -70,8 +103,13 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
 
+def _drawings_options(parser: argparse.ArgumentParser, what: str, required=False) -> None:
+    parser.add_argument("--drawings", required=required, help=what)
+    parser.add_argument("--drawings-dir", help="default: $MNIST_DRAWINGS_DIR or ./drawings")
+
+
 def _train(args) -> int:
-    from .jobs import default_job, validation_count
+    from .jobs import default_job
 
     job = default_job(
         args.model,
@@ -83,10 +121,45 @@ def _train(args) -> int:
         optimizer=args.optimizer,
         name=args.name,
         models_dir=args.models_dir,
+        drawings=args.drawings,
+        drawings_weight=args.drawings_weight,
+        drawings_dir=args.drawings_dir,
     )
+    return _run_job(job, args.data)
+
+
+def _finetune(args) -> int:
+    from .jobs import finetune_job
+
+    registry = ModelRegistry(args.models_dir)
+    parent = registry.get(args.name)
+    if "config" not in parent.meta:
+        raise ValueError(
+            f"{parent.name} was uploaded, not trained here: its settings (and so how to "
+            "fine-tune it) are unknown"
+        )
+    new_name = args.new_name or f"{parent.name}-{args.drawings}"
+    job = finetune_job(
+        parent.name,
+        parent.meta["config"],
+        args.drawings,
+        epochs=args.epochs,
+        name=registry.unique_name(Path(new_name).name),
+        models_dir=args.models_dir,
+        drawings_dir=args.drawings_dir,
+    )
+    return _run_job(job, args.data)
+
+
+def _run_job(job, data_reference: str | None) -> int:
+    """Check ``job``, train it with a progress bar, print its result as the last line."""
+    from .jobs import validation_count
+
     job.check()
+    if job.training.drawings:
+        DrawingsFolder(job.drawings_dir).load(job.training.drawings)  # named before the data
     with warnings.catch_warnings(record=True):
-        data = load_mnist(args.data)
+        data = load_mnist(data_reference)
     print(f"data: {data.description}", file=sys.stderr)
     job.check(len(data.y_train) - validation_count(data, job.training))  # e.g. the batch size
     from .training import train  # TensorFlow: imported only once the arguments are sound
@@ -95,6 +168,14 @@ def _train(args) -> int:
     entry = train(job, data, on_event=_progress_bar, should_stop=stop)
     meta = entry.meta
     print(file=sys.stderr)
+    facts = {}
+    if drawn := meta.get("drawings"):
+        facts = {
+            "drawings": drawn["set"],
+            "drawings_learned": drawn["learned"],
+            "held_out_writers": drawn["held_out_writers"],
+            "held_out_accuracy": drawn["held_out_accuracy"],
+        }
     print(
         json.dumps(
             {
@@ -109,9 +190,47 @@ def _train(args) -> int:
                 "params": meta["params"],
                 "train_images": meta["data"]["train_images"],
                 "data": data.origin,
+                **({"parent": meta["parent"]} if meta.get("parent") else {}),
+                **facts,
             }
         )
     )
+    return 0
+
+
+def _drawings(args) -> int:
+    folder = DrawingsFolder(args.drawings_dir)
+    if args.action == "list":
+        summaries, problems = folder.summaries()
+        for problem in problems:
+            print(f"unreadable: {problem}", file=sys.stderr)
+        for summary in summaries:
+            print(f"{summary.name:24} {summary.count:7,} digits {summary.writers:5,} writers")
+        sets = [
+            {"name": s.name, "count": s.count, "writers": s.writers, "per_digit": s.per_digit}
+            for s in summaries
+        ]
+        print(json.dumps({"sets": sets}))
+        return 0
+    if args.action == "import":
+        added = ClassSet(folder, args.set).import_file(args.file)
+        summary = ClassSet(folder, args.set).read().summary()
+        print(json.dumps({"set": summary.name, "added": added, "count": summary.count}))
+        return 0
+    drawings = folder.load(args.name)
+    target = Path(args.file)
+    if target.suffix == ".npz":
+        seen = seen_by_networks(drawings.drawings, on_progress=_progress("drawn"))
+        print(file=sys.stderr)
+        content = export_npz(drawings, seen.images)
+    elif target.name.endswith(".jsonl"):
+        content = export_jsonl(drawings)
+    else:
+        raise ValueError(f"{target.name}: export to a .jsonl (strokes) or a .npz (28x28) file")
+    if target.exists():
+        raise ValueError(f"{target} exists already: choose a new file name")
+    target.write_bytes(content)
+    print(json.dumps({"set": drawings.name, "file": str(target), "count": len(drawings.drawings)}))
     return 0
 
 

@@ -9,18 +9,22 @@ page's own preprocessing (``preprocessing.preprocess_canvas``): a figure measure
 figure a class would see on the page.
 
 The drawings folder (``drawings/`` beside ``models/``, ``MNIST_DRAWINGS_DIR`` overrides)
-holds named sets: ``NAME.jsonl`` (or ``NAME.jsonl.gz``).
+holds named sets: a file ``NAME.jsonl`` (or ``NAME.jsonl.gz``), or a folder ``NAME/`` of
+digits kept one a file (``*.json``, one such object each) and imported files (``*.jsonl``),
+which is how the class's own sets grow (``class_drawings``): each file is written whole,
+never a half-written set.
 """
 
 from __future__ import annotations
 
+import base64
 import gzip
 import json
 import os
 import zlib
 from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -51,6 +55,12 @@ class Drawing:
     writer: str
     strokes: tuple[np.ndarray, ...]
     source: str | None = None
+    # Kept on the Draw page: the browser that kept it (``Requester.owner``), when (epoch
+    # seconds), and its 28x28 input as the networks saw it (uint8).
+    owner: str | None = None
+    kept_at: float | None = None
+    image: np.ndarray | None = None
+    key: str = ""  # where it is in its set (``class_drawings.ClassSet.delete`` takes it)
 
 
 @dataclass(frozen=True)
@@ -120,14 +130,49 @@ def parse_drawing(line: str) -> Drawing:
         raise ValueError(f"writer must be a name of 1-{MAX_WRITER_LENGTH} characters")
     if source is not None and not isinstance(source, str):
         raise ValueError(f"source must be text, got {source!r}")
-    return Drawing(digit, writer.strip(), _checked_strokes(record["strokes"]), source)
+    owner, kept_at = record.get("owner"), record.get("kept_at")
+    if owner is not None and not isinstance(owner, str):
+        raise ValueError(f"owner must be text, got {owner!r}")
+    if kept_at is not None and (isinstance(kept_at, bool) or not isinstance(kept_at, int | float)):
+        raise ValueError(f"kept_at must be seconds since 1970, got {kept_at!r}")
+    strokes = checked_strokes(record["strokes"])
+    image = _checked_image(record["image"]) if record.get("image") is not None else None
+    return Drawing(digit, writer.strip(), strokes, source, owner, kept_at, image)
+
+
+def to_record(drawing: Drawing, kept: bool = True) -> dict:
+    """``drawing`` as one line of a drawings file; without what only a kept set needs
+    (the browser, the time, the 28x28) when ``kept`` is false: the shared strokes format."""
+    record = {
+        "digit": drawing.digit,
+        "writer": drawing.writer,
+        **({"source": drawing.source} if drawing.source else {}),
+        "strokes": [np.round(stroke, 1).tolist() for stroke in drawing.strokes],
+    }
+    if kept:
+        record |= {"owner": drawing.owner, "kept_at": drawing.kept_at}
+        if drawing.image is not None:
+            record["image"] = base64.b64encode(drawing.image.astype(np.uint8).tobytes()).decode()
+    return record
+
+
+def _checked_image(text) -> np.ndarray:
+    try:
+        raw = base64.b64decode(text, validate=True) if isinstance(text, str) else b""
+    except ValueError:
+        raw = b""
+    if len(raw) != IMAGE_SIZE * IMAGE_SIZE:
+        raise ValueError(f"image must be {IMAGE_SIZE}x{IMAGE_SIZE} bytes in base64")
+    return np.frombuffer(raw, dtype=np.uint8).reshape(IMAGE_SIZE, IMAGE_SIZE)
 
 
 def _no_constant(name: str):
     raise ValueError(f"{name} is not a coordinate")
 
 
-def _checked_strokes(strokes) -> tuple[np.ndarray, ...]:
+def checked_strokes(strokes) -> tuple[np.ndarray, ...]:
+    """``strokes`` (lists of ``[x, y]``) as arrays, or ``ValueError`` saying what is wrong:
+    none, too many points, a point that is not two finite non-negative numbers, a dot."""
     if not isinstance(strokes, list) or not strokes:
         raise ValueError("no strokes: 'strokes' must be a list of strokes, each a list of [x, y]")
     if len(strokes) > MAX_STROKES:
@@ -160,30 +205,59 @@ def _is_point(point) -> bool:
     )
 
 
-def read_drawings(path: str | os.PathLike, name: str | None = None) -> DrawingSet:
-    """Every digit of a drawings file (``.jsonl``, or ``.jsonl.gz``), checked.
+def read_drawings(
+    path: str | os.PathLike, name: str | None = None, allow_empty: bool = False
+) -> DrawingSet:
+    """Every digit of a drawings file (``.jsonl``, or ``.jsonl.gz``) or of a set's folder,
+    checked.
 
     Raises ``DrawingsError`` naming the file and each bad line (the first few, and how many
-    more) with its fault; nothing of a file with a bad line is used.
+    more) with its fault; nothing of a file with a bad line is used. An empty set is an
+    error unless ``allow_empty`` (a class's set before anyone kept a digit).
     """
     path = Path(path)
-    text = _read_text(path)
+    drawings = _read_folder(path) if path.is_dir() else _read_lines(path)
+    if not drawings and not allow_empty:
+        what = "no digits kept in it yet" if path.is_dir() else "no digits in it"
+        raise DrawingsError(f"{path.name} has {what} (one JSON object a line).")
+    return DrawingSet(name or set_name(path), path, tuple(drawings))
+
+
+def _read_lines(path: Path, key_prefix: str = "") -> list[Drawing]:
     drawings, faults = [], []
-    for number, line in enumerate(text.splitlines(), start=1):
+    for number, line in enumerate(_read_text(path).splitlines(), start=1):
         if not line.strip():
             continue
         try:
-            drawings.append(parse_drawing(line))
+            drawing = parse_drawing(line)
         except ValueError as error:
             faults.append(f"line {number}: {error}")
+        else:
+            drawings.append(replace(drawing, key=f"{key_prefix}{number}"))
     if faults:
         shown = "; ".join(faults[:MAX_FAULTS_SHOWN])
         more = len(faults) - MAX_FAULTS_SHOWN
         also = f" (and {more:,} more bad lines)" if more > 0 else ""
         raise DrawingsError(f"{path.name}: {shown}{also}. Nothing of it was used.")
-    if not drawings:
-        raise DrawingsError(f"{path.name} has no digits in it (one JSON object a line).")
-    return DrawingSet(name or set_name(path), path, tuple(drawings))
+    return drawings
+
+
+def _read_folder(folder: Path) -> list[Drawing]:
+    """A set's folder: each kept digit's ``.json`` file, then each imported ``.jsonl``, in
+    the order they were written (their names start with the time)."""
+    drawings = []
+    for path in sorted(folder.iterdir()):
+        if path.name.startswith(".") or not path.is_file():
+            continue
+        if path.suffix == ".json":
+            try:
+                drawing = parse_drawing(_read_text(path))
+            except ValueError as error:
+                raise DrawingsError(f"{folder.name}/{path.name}: {error}.") from None
+            drawings.append(replace(drawing, key=path.name))
+        elif path.suffix == ".jsonl":
+            drawings += _read_lines(path, key_prefix=f"{path.name}:")
+    return drawings
 
 
 def _read_text(path: Path) -> str:
@@ -228,7 +302,9 @@ class DrawingsFolder:
             return {}
         found = {}
         for path in sorted(self.root.iterdir()):
-            if path.is_file() and not path.name.startswith(".") and path.name.endswith(SUFFIXES):
+            if path.name.startswith("."):
+                continue
+            if path.is_dir() or (path.is_file() and path.name.endswith(SUFFIXES)):
                 found.setdefault(set_name(path), path)
         return found
 
@@ -239,21 +315,21 @@ class DrawingsFolder:
         """Each readable set's summary, and for each unreadable one why (the others are
         still listed)."""
         summaries, problems = [], []
-        for name in self.paths():
+        for path in self.paths().values():
             try:
-                summaries.append(self.load(name).summary())
+                summaries.append(read_drawings(path, allow_empty=True).summary())
             except DrawingsError as error:
                 problems.append(str(error))
         return summaries, problems
 
-    def load(self, name_or_file: str | os.PathLike) -> DrawingSet:
+    def load(self, name_or_file: str | os.PathLike, allow_empty: bool = False) -> DrawingSet:
         """The set of that name in this folder, or the drawings file at that path."""
         paths = self.paths()
         if str(name_or_file) in paths:
-            return read_drawings(paths[str(name_or_file)])
+            return read_drawings(paths[str(name_or_file)], allow_empty=allow_empty)
         path = Path(name_or_file)
         if path.is_file():
-            return read_drawings(path)
+            return read_drawings(path, allow_empty=allow_empty)
         known = ", ".join(paths) if paths else "none yet"
         raise DrawingsError(
             f"No drawings set or file named {str(name_or_file)!r}: the sets in "

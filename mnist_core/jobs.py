@@ -15,6 +15,7 @@ from .models import CONFIGS, KINDS, ModelConfig, config_from_dict, config_to_dic
 from .text import shortened
 
 MAX_EPOCHS = 1000
+MAX_DRAWINGS_WEIGHT = 0.9  # the rest is MNIST: a model of the class's digits alone forgets it
 
 
 @dataclass(frozen=True)
@@ -29,6 +30,11 @@ class TrainingConfig:
     seed: int = 0
     # Share of the training 0s, 1s and 7s written in European styles (styles.with_styles).
     styles: float = 0.0
+    # A drawings set to learn from as well (the class's own handwriting), and the share of
+    # the training images its digits make up (each drawn again, placed anew, as often as
+    # that takes).
+    drawings: str | None = None
+    drawings_weight: float = 0.2
 
     def check(self, available: int | None = None) -> None:
         """Raise ``ValueError`` with a specific reason for impossible settings."""
@@ -42,6 +48,11 @@ class TrainingConfig:
             )
         if not 0 <= self.styles <= 1:  # NaN too
             raise ValueError(f"styles must be a share from 0 to 1, got {shortened(self.styles)}")
+        if not 0 < self.drawings_weight <= MAX_DRAWINGS_WEIGHT:  # NaN too
+            raise ValueError(
+                f"the drawings' weight must be a share above 0 and at most "
+                f"{MAX_DRAWINGS_WEIGHT:g}, got {shortened(self.drawings_weight)}"
+            )
         too_many = available is not None and (self.train_size or 0) > available
         if self.train_size is not None and (self.train_size < 100 or too_many):
             upper = f" and at most {available:,}" if available is not None else ""
@@ -67,6 +78,8 @@ class TrainingJob:
     models_dir: str | None = None
     experiment: str | None = None  # the sweep it belongs to: a tag saved with the model
     owner: str | None = None  # who asked for it (``Requester.owner``): saved with the model
+    drawings_dir: str | None = None  # where ``training.drawings`` is (default: drawings/)
+    parent: str | None = None  # a saved model to fine-tune (``finetune_job``), not a new one
 
     @property
     def kind(self) -> str:
@@ -128,6 +141,34 @@ def default_job(kind: str, **overrides) -> TrainingJob:
 def validation_count(data: MnistData, config: TrainingConfig) -> int:
     """How many training images are held out for validation (at most 10%)."""
     return min(config.validation_size, len(data.y_train) // 10)
+
+
+# Fine-tuning a saved model on a class's drawings: a few epochs over the drawings (drawn
+# again, placed anew each time) beside as many MNIST digits, at a tenth of the model's
+# learning rate, so it learns the class's hands without forgetting MNIST's
+# (docs/benchmarks.md, "The class's handwriting").
+FINETUNE_EPOCHS = 3
+FINETUNE_RATE = 0.1
+FINETUNE_WEIGHT = 0.3
+FINETUNE_MNIST_IMAGES = 12_000
+
+
+def finetune_job(
+    parent: str, model: dict, drawings: str, epochs: int | None = None, **job_fields
+) -> TrainingJob:
+    """A job that fine-tunes the saved model ``parent`` (its saved ``model`` settings) on
+    the drawings set ``drawings``: a new model."""
+    config = config_from_dict(model)
+    kind = config.kind
+    config = replace(config, learning_rate=config.learning_rate * FINETUNE_RATE)
+    training = TrainingConfig(
+        epochs=epochs or FINETUNE_EPOCHS,
+        batch_size=DEFAULT_TRAINING[kind].batch_size,
+        train_size=FINETUNE_MNIST_IMAGES,
+        drawings=drawings,
+        drawings_weight=FINETUNE_WEIGHT,
+    )
+    return TrainingJob(config, training, parent=parent, **job_fields)
 
 
 QUICK_SECONDS = {"ann": 15, "cnn": 40}  # about a minute for both on two CPU cores

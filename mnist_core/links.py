@@ -29,9 +29,11 @@ SHORT_NAMES = {
     "kernel_size": "kernel",
     "dense_units": "dense",
     "output_activation": "output",
+    "drawings_weight": "weight",
 }
-# Where the server reads data and writes models, and who asked: never a visitor's choice.
-SERVER_FIELDS = frozenset({"data_path", "models_dir", "owner"})
+# Where the server reads data, drawings and writes models, who asked, and which saved model
+# a fine-tune starts from: never a visitor's choice.
+SERVER_FIELDS = frozenset({"data_path", "models_dir", "drawings_dir", "owner", "parent"})
 KIND = "kind"
 TRUE, FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
 

@@ -84,3 +84,24 @@ def placed(
         axis = rng.integers(2)
         offset[axis] = brush / 2 if rng.random() < 0.5 else brush / 2 + room[axis]
     return [(np.asarray(s, dtype=np.float64) - low) * scale + offset for s in strokes]
+
+
+def canvas_strokes(canvas_json: dict | None) -> list[Points]:
+    """The points of each stroke drawn on the canvas, from its JSON (fabric.js objects).
+
+    fabric.js stores a freedraw stroke as an SVG path through the pointer's points: a move
+    to the first, a quadratic curve per point with the point as its control, a line to the
+    last. The controls and the last point are the points the pointer reported, in canvas
+    pixels: what ``render`` draws again, and what a drawings file keeps.
+    """
+    strokes = []
+    for shape in (canvas_json or {}).get("objects", []):
+        if str(shape.get("type")).lower() != "path":  # "Path" in fabric.js 6 and later
+            continue
+        commands = [c for c in shape.get("path", []) if isinstance(c, list) and c]
+        controls = [c[1:3] for c in commands if c[0] == "Q" and len(c) == 5]
+        ends = [c[-2:] for c in commands if c[0] in ("M", "L") and len(c) == 3]
+        points = controls + ends[-1:] if controls else ends
+        if points:
+            strokes.append(np.asarray(points, dtype=np.float64).clip(0, None))
+    return strokes

@@ -3,6 +3,7 @@
 import streamlit as st
 
 import ui
+from classroom import drawings_views
 from mnist_core.jobs import quick_jobs
 from mnist_core.models import KINDS
 
@@ -49,6 +50,10 @@ def draw_and_compare() -> None:
                 read[kind] = ui.prediction(kind, model, drawing)
     if len(read) == len(KINDS):
         ui.verdict(read)
+    drawings_views.kept_toast()
+    if drawing is not None and source == "Draw":
+        with input_column:
+            drawings_views.keep_form(drawing, ui.drawn_strokes())
     st.markdown("#### What the networks see")
     if drawing is None:
         st.info(hint)

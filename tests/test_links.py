@@ -38,6 +38,8 @@ NON_DEFAULT = {
         validation_size=400,
         seed=7,
         styles=0.3,
+        drawings="class-3b",
+        drawings_weight=0.4,
         name="exercise 1",
         experiment="hidden units",
     ),

@@ -1,0 +1,280 @@
+"""The class's drawings on the pages: keeping one on the Draw page, the set's gallery with
+counts and deletion, the teacher's lock, and the board of drawings that fooled the networks.
+
+The computations are ``mnist_core.class_drawings``'s; here is what a student or the teacher
+sees and clicks.
+"""
+
+from __future__ import annotations
+
+import datetime
+
+import numpy as np
+import streamlit as st
+
+import ui
+from classroom import who
+from mnist_core.class_drawings import (
+    CLASS_SET,
+    ClassSet,
+    KeepRefused,
+    as_seen,
+    fooled,
+)
+from mnist_core.data import NUM_CLASSES
+from mnist_core.drawings import DrawingSet
+from mnist_core.evaluation import evaluate_inputs
+from mnist_core.models import KINDS
+from mnist_core.preprocessing import Preprocessed, enlarge
+from mnist_core.registry import ModelEntry
+from mnist_core.text import markdown_literal
+
+GALLERY_SIZE = 40  # drawings a page shows at once: the newest first
+BOARD_SIZE = 30
+
+
+def class_set(name: str = CLASS_SET) -> ClassSet:
+    """A class's set in the server's drawings folder (``None`` never: the set is made at
+    the first drawing kept)."""
+    return ClassSet(ui.drawings_folder(), name)
+
+
+def read_set(chosen: ClassSet) -> DrawingSet:
+    """The set's drawings, read again only when one is kept, deleted or imported."""
+    return _read(str(chosen.path), chosen.name, chosen.version())
+
+
+@st.cache_resource(max_entries=8, show_spinner=False)
+def _read(path: str, name: str, version: int) -> DrawingSet:
+    return ClassSet(ui.drawings_folder(), name).read()
+
+
+@st.cache_resource(max_entries=8, show_spinner=False)
+def _seen(path: str, version: int, _drawings: DrawingSet) -> np.ndarray:
+    return as_seen(_drawings)
+
+
+def seen_images(chosen: ClassSet) -> np.ndarray:
+    """The set's drawings as the networks saw them, once per version of the set."""
+    return _seen(str(chosen.path), chosen.version(), read_set(chosen))
+
+
+@st.cache_resource(max_entries=32, show_spinner=False)
+def _readings(model_name: str, model_version: float, path: str, version: int, _model, _images):
+    if len(_images) == 0:
+        return np.zeros(0, dtype=np.int64)
+    return evaluate_inputs(_model, _images[..., None], np.zeros(len(_images), int)).predicted
+
+
+def readings(entry: ModelEntry, chosen: ClassSet) -> np.ndarray | None:
+    """What ``entry``'s model reads in each drawing of the set (``None``: it cannot be
+    loaded; the page says why), once per model file and version of the set."""
+    model = ui.usable_model(entry)
+    if model is None:
+        return None
+    images = seen_images(chosen)
+    return _readings(
+        entry.name,
+        entry.model_path.stat().st_mtime,
+        str(chosen.path),
+        chosen.version(),
+        model,
+        images,
+    )
+
+
+# --- the Draw page: keep a drawing ------------------------------------------------------
+
+
+def keep_form(drawing: Preprocessed, strokes: list) -> None:
+    """Under a drawing: which digit the student meant (no default: a kept label is the
+    writer's word, never the network's guess), an optional name, and Keep."""
+    chosen = class_set()
+    if chosen.locked and not who.requester().teacher:
+        st.caption(":material/lock: The teacher has locked the class's drawings set.")
+        return
+    key = ui.canvas_key()  # a new drawing asks afresh
+    with st.form(f"keep-{key}", border=True, enter_to_submit=False):
+        st.markdown("**Keep this drawing** in the class's handwriting set")
+        digit = st.pills("I meant", list(range(NUM_CLASSES)), key=f"meant-{key}")
+        writer = st.text_input(
+            "Your name (optional)",
+            key="writer_name",
+            max_chars=40,
+            placeholder="a first name or initials",
+            help="Drawings are grouped by writer: a model is then measured on writers it "
+            "did not learn from. Without a name, this browser stands for you.",
+        )
+        kept = st.form_submit_button("Keep", icon=":material/bookmark_add:")
+    if kept:
+        try:
+            chosen.keep(digit, strokes, drawing.image, who.requester(), writer)
+        except KeepRefused as error:
+            st.error(markdown_literal(error), icon=":material/block:")
+            return
+        st.session_state["kept_toast"] = f"Kept as a {digit}. Draw the next one!"
+        ui.clear_canvas()
+        st.rerun(scope="fragment")
+
+
+def kept_toast() -> None:
+    """The word that a drawing was kept, on the fresh canvas after it."""
+    if message := st.session_state.pop("kept_toast", None):
+        st.toast(message, icon=":material/bookmark_added:")
+
+
+# --- the class's drawings page ------------------------------------------------------------
+
+
+def set_choice() -> ClassSet | None:
+    """A selector of the drawings folder's class sets (the Draw page's first)."""
+    folder = ui.drawings_folder()
+    names = [n for n, path in folder.paths().items() if path.is_dir()]
+    names = [CLASS_SET, *[n for n in names if n != CLASS_SET]]
+    name = st.selectbox("Drawings set", names, key="class_set")
+    return class_set(name)
+
+
+def counts(drawings: DrawingSet) -> None:
+    """How many drawings per digit and per writer."""
+    labels = drawings.labels
+    per_digit = np.bincount(labels, minlength=NUM_CLASSES)
+    writers: dict[str, int] = {}
+    for writer in drawings.writers:
+        writers[writer] = writers.get(writer, 0) + 1
+    total, people, rarest = st.columns(3)
+    total.metric("Drawings", f"{len(labels):,}")
+    people.metric("Writers", f"{len(writers):,}")
+    rarest.metric("Rarest digit", f"{int(per_digit.argmin())}: {per_digit.min():,} drawings")
+    by_digit, by_writer = st.columns([3, 2], gap="large")
+    with by_digit:
+        st.bar_chart({"drawings": {str(d): int(n) for d, n in enumerate(per_digit)}}, height=220)
+    with by_writer:
+        st.dataframe(
+            {"writer": list(writers), "drawings": list(writers.values())},
+            hide_index=True,
+            height=220,
+        )
+
+
+def gallery(chosen: ClassSet, drawings: DrawingSet, digit: int | None, writer: str | None):
+    """The newest drawings (of ``digit``, by ``writer``), each with a Delete button for the
+    student who kept it and the teacher."""
+    me = who.requester()
+    found = [
+        i
+        for i, d in enumerate(drawings.drawings)
+        if (digit is None or d.digit == digit) and (writer is None or d.writer == writer)
+    ]
+    found.sort(key=lambda i: -(drawings.drawings[i].kept_at or 0))
+    if not found:
+        st.info("No drawing of that kind yet: keep some on the Draw page.")
+        return
+    images = seen_images(chosen)
+    shown = found[:GALLERY_SIZE]
+    columns = 8
+    for start in range(0, len(shown), columns):
+        for column, index in zip(st.columns(columns), shown[start : start + columns], strict=False):
+            d = drawings.drawings[index]
+            column.image(enlarge(images[index], 84), caption=f"{d.digit} by {d.writer}")
+            if me.may_act_on(d.owner) and (me.teacher or not chosen.locked):
+                column.button(
+                    "Delete",
+                    key=f"delete-{d.key}",
+                    icon=":material/delete:",
+                    on_click=_delete,
+                    args=(chosen, d.key),
+                    type="tertiary",
+                )
+    more = len(found) - len(shown)
+    st.caption(
+        f"The newest {len(shown):,} of {len(found):,}." if more > 0 else f"{len(found):,} shown."
+    )
+
+
+def _delete(chosen: ClassSet, key: str) -> None:
+    try:
+        chosen.delete(key, who.requester())
+    except KeepRefused as error:
+        st.session_state["delete_refused"] = str(error)
+
+
+def delete_refused() -> None:
+    if message := st.session_state.pop("delete_refused", None):
+        st.error(markdown_literal(message), icon=":material/block:")
+
+
+def lock_control(chosen: ClassSet) -> None:
+    """The teacher's lock: nothing more is kept in the set, students delete nothing."""
+    if not who.requester().teacher:
+        if chosen.locked:
+            st.caption(":material/lock: The teacher has locked this set.")
+        return
+    locked = st.toggle("Lock this set", value=chosen.locked, key=f"lock-{chosen.name}")
+    if locked != chosen.locked:
+        chosen.set_locked(locked, who.requester())
+        st.rerun()
+
+
+# --- they fooled the networks ---------------------------------------------------------------
+
+
+def fooled_board(chosen: ClassSet, entries: dict[str, ModelEntry]) -> None:
+    """The set's drawings that the chosen ANN, CNN or both misread, newest first."""
+    drawings = read_set(chosen)
+    if not drawings.drawings:
+        st.info(
+            "No drawings kept yet: keep some on the Draw page, and see which fool the networks."
+        )
+        return
+    predicted = {}
+    for kind, entry in entries.items():
+        reading = readings(entry, chosen)
+        if reading is not None:
+            predicted[kind] = reading
+    if not predicted:
+        return
+    found = fooled(drawings, predicted)
+    total = len(drawings.drawings)
+    wrong = {k: int((p != drawings.labels).sum()) for k, p in predicted.items()}
+    st.markdown(
+        " · ".join(
+            f"**{kind.upper()}** misread {wrong[kind]:,} of {total:,} ({wrong[kind] / total:.0%})"
+            for kind in KINDS
+            if kind in wrong
+        )
+        + (
+            f" · **both** {sum(len(f.read) == len(predicted) for f in found):,}"
+            if len(predicted) == len(KINDS)
+            else ""
+        )
+    )
+    if not found:
+        st.success(
+            "Nothing has fooled them yet. Try a harder 1, 7 or 9!", icon=":material/emoji_events:"
+        )
+        return
+    images = seen_images(chosen)
+    columns = 6
+    shown = found[:BOARD_SIZE]
+    for start in range(0, len(shown), columns):
+        for column, one in zip(st.columns(columns), shown[start : start + columns], strict=False):
+            read = _what_each_read(one.read, predicted)
+            when = (
+                datetime.datetime.fromtimestamp(one.kept_at).strftime("%H:%M")
+                if one.kept_at
+                else "imported"
+            )
+            column.image(enlarge(images[one.index], 112))
+            column.markdown(f"**{one.digit}** by {markdown_literal(one.writer)}, {when}  \n{read}")
+    if len(found) > len(shown):
+        st.caption(f"The newest {len(shown)} of {len(found):,}.")
+
+
+def _what_each_read(wrong: dict[str, int], predicted: dict[str, np.ndarray]) -> str:
+    """ "Both read 4", or "ANN read 4 (CNN right)", or each network's reading."""
+    if len(wrong) == len(predicted) > 1 and len(set(wrong.values())) == 1:
+        return f"Both read {next(iter(wrong.values()))}"
+    right = [kind.upper() for kind in predicted if kind not in wrong]
+    read = " · ".join(f"{kind.upper()} read {digit}" for kind, digit in wrong.items())
+    return read + (f" ({', '.join(right)} right)" if right else "")
