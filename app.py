@@ -36,6 +36,7 @@ pages = {
     "Our class": [
         page("drawings", "Class drawings", "collections_bookmark"),
         page("fooled", "Fooled the networks", "psychology_alt"),
+        page("leaderboard", "Class challenge", "leaderboard"),
     ],
     "Go further": [
         page("experiments", "Experiments", "science"),
@@ -43,6 +44,6 @@ pages = {
         page("models", "Models", "inventory_2"),
     ],
 }
-navigation = st.navigation(pages)
+navigation = st.navigation(pages, expanded=True)  # every page in sight, not "View more"
 queue_views.teacher_controls()
 navigation.run()

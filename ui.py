@@ -18,6 +18,7 @@ from streamlit.runtime.pages_manager import PagesManager
 from streamlit.runtime.scriptrunner import script_runner
 
 from classroom import who
+from mnist_core.challenge import hidden_writers, without_writers
 from mnist_core.charts import (
     image_strip,
     probability_bars,
@@ -250,8 +251,11 @@ def mnist_test_digits() -> TestDigits:
 
 
 @st.cache_resource(max_entries=4, show_spinner=False)
-def _drawings_digits(path: str, modified: int) -> TestDigits:
-    return test_digits(read_drawings(path))
+def _drawings_digits(path: str, modified: int, hidden: tuple[str, ...]) -> TestDigits:
+    drawings = without_writers(read_drawings(path), set(hidden))
+    if not drawings.drawings:
+        raise DrawingsError("its drawings are held back for the class challenge until it closes")
+    return test_digits(drawings)
 
 
 def drawings_folder() -> DrawingsFolder:
@@ -266,7 +270,8 @@ def drawings_digits(name: str) -> TestDigits | None:
         if path is None:
             raise DrawingsError(f"no drawings set named {name!r} any more")
         with st.spinner(f"Drawing the digits of {markdown_literal(name)} as the canvas would..."):
-            return _drawings_digits(str(path), path.stat().st_mtime_ns)
+            hidden = hidden_writers(drawings_folder(), name, who.requester())
+            return _drawings_digits(str(path), path.stat().st_mtime_ns, tuple(sorted(hidden)))
     except (DrawingsError, OSError) as error:
         st.error(f"This drawings set cannot be used: {markdown_literal(error)}")
         return None

@@ -14,8 +14,10 @@ import streamlit as st
 
 import ui
 from classroom import who
+from mnist_core.challenge import current, hidden_writers, without_writers
 from mnist_core.class_drawings import (
     CLASS_SET,
+    MAX_WRITER_NAME,
     ClassSet,
     KeepRefused,
     as_seen,
@@ -24,8 +26,17 @@ from mnist_core.class_drawings import (
 from mnist_core.data import NUM_CLASSES
 from mnist_core.drawings import DrawingSet
 from mnist_core.evaluation import evaluate_inputs
+from mnist_core.jobs import (
+    FINETUNE_EPOCHS,
+    FINETUNE_MNIST_IMAGES,
+    HELD_OUT_MIN_WRITERS,
+    MAX_DRAWINGS_WEIGHT,
+    TrainingConfig,
+    finetune_job,
+)
 from mnist_core.models import KINDS
 from mnist_core.preprocessing import Preprocessed, enlarge
+from mnist_core.protocol import SavedModel
 from mnist_core.registry import ModelEntry
 from mnist_core.text import markdown_literal
 
@@ -40,27 +51,34 @@ def class_set(name: str = CLASS_SET) -> ClassSet:
 
 
 def read_set(chosen: ClassSet) -> DrawingSet:
-    """The set's drawings, read again only when one is kept, deleted or imported."""
-    return _read(str(chosen.path), chosen.name, chosen.version())
+    """The set's drawings this browser may see (not an open challenge's test, unless it is
+    the teacher's), read again only when one is kept, deleted or imported."""
+    return _read(str(chosen.path), chosen.name, chosen.version(), _hidden(chosen))
+
+
+def _hidden(chosen: ClassSet) -> tuple[str, ...]:
+    return tuple(sorted(hidden_writers(ui.drawings_folder(), chosen.name, who.requester())))
 
 
 @st.cache_resource(max_entries=8, show_spinner=False)
-def _read(path: str, name: str, version: int) -> DrawingSet:
-    return ClassSet(ui.drawings_folder(), name).read()
+def _read(path: str, name: str, version: int, hidden: tuple[str, ...]) -> DrawingSet:
+    return without_writers(ClassSet(ui.drawings_folder(), name).read(), set(hidden))
 
 
 @st.cache_resource(max_entries=8, show_spinner=False)
-def _seen(path: str, version: int, _drawings: DrawingSet) -> np.ndarray:
+def _seen(path: str, version: int, hidden: tuple[str, ...], _drawings: DrawingSet) -> np.ndarray:
     return as_seen(_drawings)
 
 
 def seen_images(chosen: ClassSet) -> np.ndarray:
-    """The set's drawings as the networks saw them, once per version of the set."""
-    return _seen(str(chosen.path), chosen.version(), read_set(chosen))
+    """The drawings of ``read_set`` as the networks saw them, once per version of the set."""
+    return _seen(str(chosen.path), chosen.version(), _hidden(chosen), read_set(chosen))
 
 
 @st.cache_resource(max_entries=32, show_spinner=False)
-def _readings(model_name: str, model_version: float, path: str, version: int, _model, _images):
+def _readings(
+    model_name: str, model_version: float, path: str, version: int, hidden, _model, _images
+):
     if len(_images) == 0:
         return np.zeros(0, dtype=np.int64)
     return evaluate_inputs(_model, _images[..., None], np.zeros(len(_images), int)).predicted
@@ -78,6 +96,7 @@ def readings(entry: ModelEntry, chosen: ClassSet) -> np.ndarray | None:
         entry.model_path.stat().st_mtime,
         str(chosen.path),
         chosen.version(),
+        _hidden(chosen),
         model,
         images,
     )
@@ -278,3 +297,98 @@ def _what_each_read(wrong: dict[str, int], predicted: dict[str, np.ndarray]) -> 
     right = [kind.upper() for kind in predicted if kind not in wrong]
     read = " · ".join(f"{kind.upper()} read {digit}" for kind, digit in wrong.items())
     return read + (f" ({', '.join(right)} right)" if right else "")
+
+
+def held_out_sentence(model: SavedModel) -> str:
+    """How a model trained on drawings reads the writers it did not learn from: the figure
+    that matters (its own writers' drawings it has seen)."""
+    if model.drawings is None:
+        return ""
+    name = markdown_literal(model.drawings)
+    if model.held_out_accuracy is None:
+        return (
+            f" It learned from all of {name}: with fewer than {HELD_OUT_MIN_WRITERS} writers, "
+            "none could be held out to measure how it reads new ones."
+        )
+    writers = model.held_out_writers
+    return (
+        f" On the drawings of {writers} writer{'s' * (writers != 1)} of {name} it did not "
+        f"learn from: **{model.held_out_accuracy:.1%}**."
+    )
+
+
+# --- the Train page: learn from the class's drawings ----------------------------------------
+
+
+def drawings_choice(training: TrainingConfig) -> tuple[str | None, float]:
+    """Whether to learn from a drawings set as well, and how much of the training it makes."""
+    names = ui.drawings_folder().names()
+    chosen = st.selectbox(
+        "Also learn from a drawings set (the class's handwriting)",
+        names,
+        index=names.index(training.drawings) if training.drawings in names else None,
+        placeholder="No: MNIST alone" if names else "No drawings yet: keep some on the Draw page",
+        disabled=not names,
+        help=f"A quarter of the set's writers (if it has {HELD_OUT_MIN_WRITERS} or more) are "
+        "held out: the finished model says how it reads writers it did not learn from.",
+    )
+    weight = st.slider(
+        "Share of the training images that are the set's drawings",
+        0.05,
+        MAX_DRAWINGS_WEIGHT,
+        float(training.drawings_weight),
+        0.05,
+        disabled=chosen is None,
+        help="Each drawing is drawn again, placed anew, as often as this share takes.",
+    )
+    return chosen, weight
+
+
+def leaderboard_name() -> str | None:
+    """While a challenge is open: the name the student goes by on its board."""
+    open_one = current(ui.drawings_folder())
+    if open_one is None or not open_one.is_open:
+        return None
+    name = st.text_input(
+        f"Your name on the board of {open_one.title!r}",
+        key="writer_name",
+        max_chars=MAX_WRITER_NAME,
+        placeholder="a first name or initials",
+    )
+    return " ".join(name.split()) or None
+
+
+def finetune_form() -> None:
+    """Fine-tune a saved model on a drawings set: a new model, named after its parent."""
+    names = ui.drawings_folder().names()
+    entries = [e for e in ui.registry().entries() if "config" in e.meta]
+    with st.expander("Fine-tune a saved model on the class's drawings", icon=":material/tune:"):
+        if not names or not entries:
+            st.caption("Needs a saved model trained here and a drawings set (Draw page: Keep).")
+            return
+        by_label = {entry.label: entry for entry in entries}
+        parent = by_label[st.selectbox("Model to start from", list(by_label), key="ft_model")]
+        set_name = st.selectbox("Drawings set", names, key="ft_set")
+        epochs = st.number_input("Epochs", 1, 20, FINETUNE_EPOCHS, key="ft_epochs")
+        st.caption(
+            f"At a tenth of the model's learning rate, over the set's drawings and "
+            f"{FINETUNE_MNIST_IMAGES:,} MNIST digits, so it keeps what it knew. The model "
+            "itself stays as it is: the fine-tuned one is saved as a new model."
+        )
+        if st.button("Start fine-tuning", icon=":material/tune:"):
+            job = finetune_job(
+                parent.name,
+                parent.meta["config"],
+                set_name,
+                epochs=int(epochs),
+                name=f"{parent.name}-{set_name}",
+                data_path=ui.mnist().reference,
+                drawings_dir=str(ui.drawings_folder().root),
+                owner_name=leaderboard_name_given(),
+            )
+            ui.start_training([job])
+
+
+def leaderboard_name_given() -> str | None:
+    name = " ".join(str(st.session_state.get("writer_name") or "").split())
+    return name[:MAX_WRITER_NAME] or None

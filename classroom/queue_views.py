@@ -15,7 +15,7 @@ from dataclasses import replace
 import streamlit as st
 
 import ui
-from classroom import who
+from classroom import drawings_views, who
 from mnist_core.text import markdown_literal
 from mnist_core.training_queue import (
     NotAllowed,
@@ -94,7 +94,7 @@ def run_status(run: TrainingRun | None) -> None:
         st.success(
             f"{model.kind.upper()} saved as **{markdown_literal(model.name)}**{stopped}: "
             f"test accuracy **{model.test_accuracy:.2%}** after {model.epochs:g} epochs in "
-            f"{model.train_seconds:.0f} s."
+            f"{model.train_seconds:.0f} s." + drawings_views.held_out_sentence(model)
         )
     if state.status == "failed":
         st.error(f"Training failed: {markdown_literal(state.error)}")

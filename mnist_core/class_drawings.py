@@ -20,6 +20,7 @@ import secrets
 import tempfile
 import time
 import unicodedata
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -316,16 +317,20 @@ def _write_whole(path: Path, text: str) -> None:
             raise
 
 
-def as_seen(drawings: DrawingSet) -> np.ndarray:
+def as_seen(
+    drawings: DrawingSet, on_progress: Callable[[float], None] = lambda done: None
+) -> np.ndarray:
     """Each drawing's 28x28 (float, 0-1) as the networks saw it: a kept one as it was kept,
-    an imported one drawn on the canvas as ``drawings.seen_by_networks`` draws it."""
+    an imported one drawn on the canvas as ``drawings.seen_by_networks`` draws it (telling
+    ``on_progress`` how far it is)."""
     images = np.zeros((len(drawings.drawings), IMAGE_SIZE, IMAGE_SIZE), dtype=np.float32)
     missing = [i for i, d in enumerate(drawings.drawings) if d.image is None]
     for index, drawing in enumerate(drawings.drawings):
         if drawing.image is not None:
             images[index] = drawing.image / 255.0
     if missing:
-        images[missing] = seen_by_networks([drawings.drawings[i] for i in missing]).images
+        unkept = [drawings.drawings[i] for i in missing]
+        images[missing] = seen_by_networks(unkept, on_progress=on_progress).images
     return images
 
 

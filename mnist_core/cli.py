@@ -13,11 +13,12 @@ import signal
 import sys
 import warnings
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
-from .class_drawings import ClassSet, export_jsonl, export_npz
+from .class_drawings import ClassSet, as_seen, export_jsonl, export_npz
 from .data import DataError, load_mnist
 from .drawings import DrawingsFolder, seen_by_networks
 from .evaluation import evaluate, evaluate_inputs
@@ -161,7 +162,12 @@ def _run_job(job, data_reference: str | None) -> int:
     with warnings.catch_warnings(record=True):
         data = load_mnist(data_reference)
     print(f"data: {data.description}", file=sys.stderr)
-    job.check(len(data.y_train) - validation_count(data, job.training))  # e.g. the batch size
+    available = len(data.y_train) - validation_count(data, job.training)
+    if job.parent and (job.training.train_size or 0) > available:
+        # A fine-tune's MNIST share is its default, not the user's: a smaller MNIST (the
+        # offline sample) gives all it has rather than refusing a size nobody asked for.
+        job = replace(job, training=replace(job.training, train_size=available))
+    job.check(available)  # e.g. the batch size
     from .training import train  # TensorFlow: imported only once the arguments are sound
 
     stop = _stop_on_first_ctrl_c()
@@ -220,9 +226,10 @@ def _drawings(args) -> int:
     drawings = folder.load(args.name)
     target = Path(args.file)
     if target.suffix == ".npz":
-        seen = seen_by_networks(drawings.drawings, on_progress=_progress("drawn"))
+        # As the page exports it: a kept digit as the networks saw it, the rest drawn.
+        images = as_seen(drawings, on_progress=_progress("drawn"))
         print(file=sys.stderr)
-        content = export_npz(drawings, seen.images)
+        content = export_npz(drawings, images)
     elif target.name.endswith(".jsonl"):
         content = export_jsonl(drawings)
     else:

@@ -57,7 +57,8 @@ def summarize(entry: ModelEntry) -> ModelSummary:
         train_seconds=meta.get("train_seconds"),
         epochs=meta.get("epochs"),
         train_images=meta.get("data", {}).get("train_images"),
-        settings=settings_text(meta.get("config", {}), meta.get("training", {})),
+        settings=(f"fine-tuned from {meta['parent']}: " if meta.get("parent") else "")
+        + settings_text(meta.get("config", {}), meta.get("training", {})),
         experiment=meta.get("experiment"),
         stopped_by=stopped_by,
     )
@@ -95,6 +96,8 @@ def settings_text(config: dict, training: dict) -> str:
         parts.append("augmented")
     if styles := training.get("styles"):
         parts.append(f"European styles {styles:.0%}")
+    if drawings := training.get("drawings"):
+        parts.append(f"drawings {drawings} {training.get('drawings_weight', 0):.0%}")
     if batch := training.get("batch_size"):
         parts.append(f"batch {batch}")
     if budget := training.get("time_budget"):

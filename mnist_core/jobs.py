@@ -15,6 +15,10 @@ from .models import CONFIGS, KINDS, ModelConfig, config_from_dict, config_to_dic
 from .text import shortened
 
 MAX_EPOCHS = 1000
+# Of a drawings set's writers, a quarter are held out of training when it has at least
+# four: the finished model is measured on writers it did not learn from.
+HELD_OUT_SHARE = 0.25
+HELD_OUT_MIN_WRITERS = 4
 MAX_DRAWINGS_WEIGHT = 0.9  # the rest is MNIST: a model of the class's digits alone forgets it
 
 
@@ -78,6 +82,7 @@ class TrainingJob:
     models_dir: str | None = None
     experiment: str | None = None  # the sweep it belongs to: a tag saved with the model
     owner: str | None = None  # who asked for it (``Requester.owner``): saved with the model
+    owner_name: str | None = None  # the name the student goes by (the challenge's board)
     drawings_dir: str | None = None  # where ``training.drawings`` is (default: drawings/)
     parent: str | None = None  # a saved model to fine-tune (``finetune_job``), not a new one
 

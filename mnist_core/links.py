@@ -33,7 +33,9 @@ SHORT_NAMES = {
 }
 # Where the server reads data, drawings and writes models, who asked, and which saved model
 # a fine-tune starts from: never a visitor's choice.
-SERVER_FIELDS = frozenset({"data_path", "models_dir", "drawings_dir", "owner", "parent"})
+SERVER_FIELDS = frozenset(
+    {"data_path", "models_dir", "drawings_dir", "owner", "owner_name", "parent"}
+)
 KIND = "kind"
 TRUE, FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
 

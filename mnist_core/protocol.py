@@ -55,11 +55,24 @@ class SavedModel:
     epochs: float  # fractional when stopped mid-epoch
     train_seconds: float
     stopped: bool
+    # Trained on a drawings set as well: its name, and how the model reads the set's
+    # writers it did not learn from (``None``: too few writers to hold some out).
+    drawings: str | None = None
+    held_out_writers: int = 0
+    held_out_accuracy: float | None = None
 
     @classmethod
     def from_meta(cls, meta: dict) -> SavedModel:
         """From the metadata the registry saved beside the model."""
-        return cls(**{f.name: meta[f.name] for f in fields(cls)})
+        drawn = meta.get("drawings") or {}
+        return cls(
+            **{
+                f.name: meta[f.name] for f in fields(cls) if f.name in meta and f.name != "drawings"
+            },
+            drawings=drawn.get("set"),
+            held_out_writers=drawn.get("held_out_writers", 0),
+            held_out_accuracy=drawn.get("held_out_accuracy"),
+        )
 
 
 # --- events: training -> whoever watches --------------------------------------------------

@@ -79,6 +79,16 @@ class ModelEntry:
         ]
 
     @property
+    def saved_at(self) -> datetime:
+        """When it was saved (older entries say it to the second, newer ones to the
+        microsecond: compared as strings, they would sort wrongly)."""
+        try:
+            saved = datetime.fromisoformat(self.meta["created"])
+        except (KeyError, TypeError, ValueError):
+            return datetime.min.replace(tzinfo=UTC)
+        return saved if saved.tzinfo else saved.replace(tzinfo=UTC)
+
+    @property
     def label(self) -> str:
         """What a selector shows: name, accuracy, and whether it was stopped early."""
         stopped = ", stopped early" if self.meta.get("stopped") else ""
@@ -279,15 +289,8 @@ class ModelRegistry:
 
 
 def _saved_at(entry: ModelEntry) -> tuple[datetime, str]:
-    """When ``entry`` was saved, as a time (older entries say it to the second, newer ones
-    to the microsecond: compared as strings, they would sort wrongly), then its name."""
-    try:
-        saved = datetime.fromisoformat(entry.meta["created"])
-    except (TypeError, ValueError):
-        saved = datetime.min
-    if saved.tzinfo is None:
-        saved = saved.replace(tzinfo=UTC)
-    return saved, entry.name
+    """When ``entry`` was saved, then its name: the registry's order."""
+    return entry.saved_at, entry.name
 
 
 def _load_keras(path: Path, what: str):

@@ -19,10 +19,17 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from .challenge import hidden_writers, without_writers
 from .data import MnistData, stratified_indices, stratified_subset
-from .drawings import DrawingsFolder, seen_by_networks, writer_split
+from .drawings import DrawingsError, DrawingsFolder, seen_by_networks, writer_split
 from .evaluation import TestDigits, evaluate_digits
-from .jobs import TrainingConfig, TrainingJob, validation_count
+from .jobs import (
+    HELD_OUT_MIN_WRITERS,
+    HELD_OUT_SHARE,
+    TrainingConfig,
+    TrainingJob,
+    validation_count,
+)
 from .models import build_model, config_to_dict, one_hot_mse, to_input
 from .protocol import CurvePoint, Event, Progressed, StatusChanged
 from .registry import ModelEntry, ModelRegistry
@@ -114,8 +121,6 @@ class ClassDigits:
     held_out: TestDigits | None
 
 
-HELD_OUT_SHARE = 0.25  # of a set's writers, when it has at least HELD_OUT_MIN_WRITERS
-HELD_OUT_MIN_WRITERS = 4
 MAX_COPIES = 8
 # Each placement is drawn and preprocessed anew (~5 ms a digit on two cores): two are what
 # a fine-tune of 1,000 drawings affords in its 30 s; further copies repeat them.
@@ -126,7 +131,14 @@ def class_digits(job: TrainingJob, mnist_images: int) -> ClassDigits:
     """``job``'s drawings set, ready to mix with ``mnist_images`` MNIST digits at the
     job's weight (``DrawingsError`` names an unknown or empty set)."""
     config = job.training
-    drawings = DrawingsFolder(job.drawings_dir).load(config.drawings)
+    folder = DrawingsFolder(job.drawings_dir)
+    drawings = folder.load(config.drawings)
+    # An open challenge's test is never learned from.
+    drawings = without_writers(drawings, hidden_writers(folder, drawings.name, None))
+    if not drawings.drawings:
+        raise DrawingsError(
+            f"{drawings.name}: every drawing in it is held back for the class challenge."
+        )
     everyone = drawings.drawings
     held_out = None
     learned = np.arange(len(everyone))
@@ -267,6 +279,7 @@ def train(
         "drawings": drawings_facts(model, drawings, config) if drawings else None,
         "experiment": job.experiment,
         "owner": job.owner,
+        "owner_name": job.owner_name,
         "config": config_to_dict(job.model),
         "training": asdict(config),
         "data": {

@@ -1,9 +1,11 @@
 """Train: pick a network and its settings, start, and watch the curves grow live."""
 
+from dataclasses import replace
+
 import streamlit as st
 
 import ui
-from classroom import queue_views, who
+from classroom import drawings_views, queue_views, who
 from mnist_core.data import MnistData
 from mnist_core.jobs import (
     STYLE_SHARE,
@@ -141,6 +143,8 @@ def chosen_job(kind: str, data: MnistData, start: TrainingJob, limits: Limits) -
         "test digits stay as they are): much of Europe writes them so, MNIST's American "
         "writers never did, and the networks misread them otherwise.",
     )
+    drawings, weight = drawings_views.drawings_choice(training)
+    owner_name = drawings_views.leaderboard_name()
     name = st.text_input("Model name (optional)", start.name or "", placeholder=f"{kind}-DATE-TIME")
     # Every field is shown before anything is checked: a fault hides none of them.
     seconds = whole(seconds, "the time budget")
@@ -164,12 +168,16 @@ def chosen_job(kind: str, data: MnistData, start: TrainingJob, limits: Limits) -
         loss=loss,
         augment=augment,
         styles=(training.styles or STYLE_SHARE) if styles else 0.0,
+        drawings_weight=weight,
+        drawings_dir=str(ui.drawings_folder().root),
+        owner_name=owner_name,
         name=name.strip() or None,
         data_path=data.reference,
         **layer_sizes,
         **architecture,
     )
     job = default_job(kind, **(job_settings(start) | chosen))  # keeps linked settings not shown
+    job = replace(job, training=replace(job.training, drawings=drawings))  # None: none
     job.check()
     return job
 
@@ -220,6 +228,7 @@ with settings:
             disabled=problem is not None,
         ):
             ui.start_training([job])
+    drawings_views.finetune_form()
     st.markdown("**Link to these settings**")
     st.code(link(st.context.url or "/train", job), language=None, wrap_lines=True)
     st.caption("Copy it (button at its top right, on hover) to hand out these settings.")
