@@ -329,7 +329,7 @@ def image_grid(images, captions: list[str], columns: int = 10) -> None:
         for column, image, caption in zip(
             row, images[start : start + columns], captions[start : start + columns], strict=False
         ):
-            column.image(enlarge(image, 84), caption=caption)
+            column.image(enlarge(image, 84), caption=markdown_literal(caption))  # a writer's name
 
 
 # --- what several pages show --------------------------------------------------------------

@@ -195,7 +195,8 @@ def gallery(chosen: ClassSet, drawings: DrawingSet, digit: int | None, writer: s
     for start in range(0, len(shown), columns):
         for column, index in zip(st.columns(columns), shown[start : start + columns], strict=False):
             d = drawings.drawings[index]
-            column.image(enlarge(images[index], 84), caption=f"{d.digit} by {d.writer}")
+            caption = markdown_literal(f"{d.digit} by {d.writer}")
+            column.image(enlarge(images[index], 84), caption=caption)
             if me.may_act_on(d.owner) and (me.teacher or not chosen.locked):
                 column.button(
                     "Delete",

@@ -106,10 +106,19 @@ def teacher_passphrase() -> str:
 
 
 @pytest.fixture(scope="module")
-def app_server(models_dir, mnist_reference):
-    """``streamlit run app.py`` serving ``models_dir`` for the module's tests, with
-    ``TEACHER_PASSPHRASE``; yields its url."""
-    env = {"MNIST_TEACHER_PASSPHRASE": TEACHER_PASSPHRASE}
+def served_drawings(tmp_path_factory):
+    """The drawings folder the module's app keeps drawings in: empty, never the user's."""
+    return tmp_path_factory.mktemp("served-drawings")
+
+
+@pytest.fixture(scope="module")
+def app_server(models_dir, served_drawings, mnist_reference):
+    """``streamlit run app.py`` serving ``models_dir`` and ``served_drawings`` for the
+    module's tests, with ``TEACHER_PASSPHRASE``; yields its url."""
+    env = {
+        "MNIST_TEACHER_PASSPHRASE": TEACHER_PASSPHRASE,
+        "MNIST_DRAWINGS_DIR": str(served_drawings),
+    }
     with running_app(str(models_dir), mnist_reference, env=env) as (url, _):
         yield url
 

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from bench.synthetic_digits import DIGITS
+from mnist_core import class_drawings
 from mnist_core.class_drawings import (
     KEPT_PER_MINUTE,
     ClassSet,
@@ -99,6 +100,20 @@ def test_a_browser_is_rate_limited_and_the_teacher_is_not(class_set):
     class_set.keep(5, strokes(5), IMAGE, BEN, now=2000.0 + KEPT_PER_MINUTE)  # another browser
     class_set.keep(5, strokes(5), IMAGE, ANA, now=2000.0 + 61 + KEPT_PER_MINUTE)  # a minute on
     assert class_set.counts().total == KEPT_PER_MINUTE + 2
+
+
+def test_a_browser_and_a_set_are_capped(class_set, monkeypatch):
+    monkeypatch.setattr(class_drawings, "KEPT_PER_BROWSER", 3)
+    monkeypatch.setattr(class_drawings, "MAX_SET_SIZE", 5)
+    for hour in range(3):  # never too fast: an hour apart
+        class_set.keep(5, strokes(5), IMAGE, ANA, now=3600.0 * (hour + 1))
+    with pytest.raises(KeepRefused, match="This browser has kept 3 drawings in 'class', the most"):
+        class_set.keep(5, strokes(5), IMAGE, ANA, now=3600.0 * 5)
+    class_set.keep(5, strokes(5), IMAGE, BEN, now=3600.0 * 5)
+    class_set.keep(5, strokes(5), IMAGE, TEACHER, now=3600.0 * 5)  # the teacher has no cap
+    with pytest.raises(KeepRefused, match="The set 'class' is full \\(5 drawings\\)"):
+        class_set.keep(5, strokes(5), IMAGE, TEACHER, now=3600.0 * 6)  # nor anyone past it
+    assert class_set.counts().total == 5
 
 
 def test_the_owner_or_the_teacher_deletes_and_nobody_else(class_set):
