@@ -219,11 +219,11 @@ def _once_per_model_file(what: str, entry: ModelEntry, text: str, compute: Calla
             bar = st.progress(0.0, text=text)
             store[key] = compute(load_model(entry), lambda done: bar.progress(done, text))
             bar.empty()
+            while len(store) > MEASUREMENTS_KEPT:
+                store.pop(next(iter(store)))  # the oldest
     except ModelGone:
         model_gone(entry)
         return None
-        while len(store) > MEASUREMENTS_KEPT:
-            store.pop(next(iter(store)))  # the oldest
     return store[key]
 
 
