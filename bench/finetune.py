@@ -1,15 +1,16 @@
 """Fine-tuning the default models on a class's handwriting, read by the class's other writers.
 
     MNIST_DATA=/path/to/mnist.npz .venv/bin/python -m bench.finetune \\
-        [--drawings ../shared/handwriting/unipen-dev.jsonl.gz] [--sources apb ced] [--smoke]
+        [--drawings ../shared/handwriting/unipen-dev.jsonl.gz] [--sources apb ced all] [--smoke]
 
 A class is one source of the development set (one organisation's writers, one way of
-writing): half its writers are the class that keeps its drawings (about 1,000 digits), the
-other half the writers the fine-tuned model never saw. For each source, the default ANN and
-CNN (``bench-default-*`` in the models folder, trained first where missing, as
-``bench.handwriting`` does) are fine-tuned as ``python -m mnist_core finetune`` does, and the
-script prints each model's accuracy on the other writers and on MNIST's test set, before and
-after, with the fine-tune's seconds (training, and in all: drawing the set included).
+writing), or every source mixed (``all``): half its writers are the class that keeps its
+drawings (at most 1,000 digits), the other half the writers the fine-tuned model never saw.
+For each, the default ANN and CNN (``bench-default-*`` in the models folder, trained first
+where missing, as ``bench.handwriting`` does) are fine-tuned as ``python -m mnist_core
+finetune`` does; the script prints each model's accuracy on the other writers and on
+MNIST's test set, before and after, with the fine-tune's seconds (training, and in all:
+drawing the set included).
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
+
 from bench.handwriting import DEVELOPMENT_SET, models
 from mnist_core.data import load_mnist
 from mnist_core.drawings import read_drawings, seen_by_networks, to_record, writer_split
@@ -29,12 +32,14 @@ from mnist_core.jobs import finetune_job
 from mnist_core.registry import ModelRegistry
 
 CLASS_SHARE = 0.5  # of a source's writers: the class; the rest read the fine-tuned model
+CLASS_DIGITS = 1000
+EVERY_SOURCE = "all"  # every source's writers mixed: many hands, no one style
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--drawings", default=str(DEVELOPMENT_SET))
-    parser.add_argument("--sources", nargs="+", default=["apb", "ced"])
+    parser.add_argument("--sources", nargs="+", default=["apb", "ced", EVERY_SOURCE])
     parser.add_argument("--models-dir", default="bench-models")
     parser.add_argument("--epochs", type=int, help="default: finetune's")
     parser.add_argument("--smoke", action="store_true", help="a tiny run, for the tests")
@@ -47,10 +52,12 @@ def main(argv: list[str] | None = None) -> int:
     everyone = read_drawings(args.drawings).drawings
     rows = []
     for source in args.sources:
-        drawings = [d for d in everyone if d.source == source]
+        drawings = [d for d in everyone if source == EVERY_SOURCE or d.source == source]
         if args.smoke:
             drawings = drawings[:200]
         learned, others = writer_split(drawings, CLASS_SHARE, seed=0)
+        if len(learned) > CLASS_DIGITS:  # a class's morning of drawings, no more
+            learned = np.random.default_rng(0).choice(learned, CLASS_DIGITS, replace=False)
         others_seen = seen_by_networks([drawings[i] for i in others], seed=1)
         others_labels = [drawings[i].digit for i in others]
         with tempfile.TemporaryDirectory() as folder:

@@ -13,7 +13,6 @@ import signal
 import sys
 import warnings
 from collections.abc import Callable
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -154,7 +153,7 @@ def _finetune(args) -> int:
 
 def _run_job(job, data_reference: str | None) -> int:
     """Check ``job``, train it with a progress bar, print its result as the last line."""
-    from .jobs import validation_count
+    from .jobs import validation_count, within_data
 
     job.check()
     if job.training.drawings:
@@ -163,10 +162,7 @@ def _run_job(job, data_reference: str | None) -> int:
         data = load_mnist(data_reference)
     print(f"data: {data.description}", file=sys.stderr)
     available = len(data.y_train) - validation_count(data, job.training)
-    if job.parent and (job.training.train_size or 0) > available:
-        # A fine-tune's MNIST share is its default, not the user's: a smaller MNIST (the
-        # offline sample) gives all it has rather than refusing a size nobody asked for.
-        job = replace(job, training=replace(job.training, train_size=available))
+    job = within_data(job, available)
     job.check(available)  # e.g. the batch size
     from .training import train  # TensorFlow: imported only once the arguments are sound
 

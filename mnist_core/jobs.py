@@ -176,6 +176,15 @@ def finetune_job(
     return TrainingJob(config, training, parent=parent, **job_fields)
 
 
+def within_data(job: TrainingJob, available: int) -> TrainingJob:
+    """``job`` fitted to an MNIST of ``available`` training images: a fine-tune's MNIST share
+    is its default, not the user's, so a smaller MNIST (the offline sample) gives all it has
+    rather than a refusal of a size nobody asked for."""
+    if job.parent and (job.training.train_size or 0) > available:
+        return replace(job, training=replace(job.training, train_size=None))
+    return job
+
+
 QUICK_SECONDS = {"ann": 15, "cnn": 40}  # about a minute for both on two CPU cores
 
 

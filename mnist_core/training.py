@@ -12,7 +12,7 @@ import math
 import os
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import keras
@@ -20,8 +20,9 @@ import numpy as np
 import tensorflow as tf
 
 from .challenge import hidden_writers, without_writers
+from .class_drawings import as_seen
 from .data import MnistData, stratified_indices, stratified_subset
-from .drawings import DrawingsError, DrawingsFolder, seen_by_networks, writer_split
+from .drawings import DrawingsError, DrawingSet, DrawingsFolder, seen_by_networks, writer_split
 from .evaluation import TestDigits, evaluate_digits
 from .jobs import (
     HELD_OUT_MIN_WRITERS,
@@ -29,6 +30,7 @@ from .jobs import (
     TrainingConfig,
     TrainingJob,
     validation_count,
+    within_data,
 )
 from .models import build_model, config_to_dict, one_hot_mse, to_input
 from .protocol import CurvePoint, Event, Progressed, StatusChanged
@@ -140,25 +142,29 @@ def class_digits(job: TrainingJob, mnist_images: int) -> ClassDigits:
             f"{drawings.name}: every drawing in it is held back for the class challenge."
         )
     everyone = drawings.drawings
+
+    def subset(indices) -> DrawingSet:
+        return replace(drawings, drawings=tuple(everyone[i] for i in indices))
+
     held_out = None
     learned = np.arange(len(everyone))
     if len(set(drawings.writers)) >= HELD_OUT_MIN_WRITERS:
         test, learned = writer_split(everyone, HELD_OUT_SHARE, seed=config.seed)
-        seen = seen_by_networks([everyone[i] for i in test], seed=config.seed)
+        tested = subset(test)
         held_out = TestDigits(
             f"{drawings.name}: writers not learned from",
             f"{drawings.name}:held-out:{config.seed}",
-            seen.images,
-            drawings.labels[test],
-            tuple(everyone[i].writer for i in test),
-            tuple(everyone[i].source or "unknown" for i in test),
+            as_seen(tested),  # a kept drawing as the page saw it
+            tested.labels,
+            tuple(tested.writers),
+            tuple(tested.sources),
         )
     wanted = config.drawings_weight / (1 - config.drawings_weight) * mnist_images
     copies = int(np.clip(round(wanted / len(learned)), 1, MAX_COPIES))
-    chosen = [everyone[i] for i in learned]
-    drawn = [
-        seen_by_networks(chosen, seed=(config.seed, copy)).images
-        for copy in range(min(copies, MAX_PLACEMENTS))
+    chosen = subset(learned)
+    drawn = [as_seen(chosen)] + [  # as kept, then placed anew
+        seen_by_networks(chosen.drawings, seed=(config.seed, copy)).images
+        for copy in range(1, min(copies, MAX_PLACEMENTS))
     ]
     images = np.concatenate([drawn[copy % len(drawn)] for copy in range(copies)])
     return ClassDigits(
@@ -166,7 +172,7 @@ def class_digits(job: TrainingJob, mnist_images: int) -> ClassDigits:
         images,
         np.tile(drawings.labels[learned], copies),
         len(learned),
-        len({d.writer for d in chosen}),
+        len(set(chosen.writers)),
         copies,
         held_out,
     )
@@ -234,6 +240,7 @@ def train(
     from it if it holds an epoch and keeps it up to date after every epoch.
     ``TrainingDiverged`` is raised, and nothing saved, if the loss becomes NaN.
     """
+    job = within_data(job, len(data.y_train) - validation_count(data, job.training))
     config = job.training
     drawings = None
     if config.drawings:
