@@ -1,6 +1,7 @@
 """A whole class on one server: N sessions draw digits while a training runs, M queue jobs.
 
-    python -m bench.load [--drawers N] [--real R] [--queuers M] [--seconds S] [--port P]
+    python -m bench.load [--drawers N] [--real R] [--queuers M] [--seconds S] [--no-keep]
+                         [--port P]
 
 Starts ``streamlit run app.py`` (full MNIST from $MNIST_DATA, a copy of $MNIST_MODELS_DIR or
 /work/models-full in a temporary folder), starts one CNN training by pressing Start on the
@@ -10,6 +11,18 @@ digits on the Draw page in a loop and M sessions press Start on the Train page, 
 again, and once more when they have left: the loaded speed is compared with the mean of the
 two unloaded ones, as this machine's speed drifts from minute to minute. Prints the figures
 and ends with one JSON line.
+
+Keeping (issue 20; ``--no-keep`` leaves it out, to compare the Draw page's p95 without it):
+after each drawing a drawing session chooses the digit it drew in the "Keep this drawing"
+form, types its own writer name (its session's name) and presses Keep instead of Clear, as
+long as that stays under the app's per-browser limits (KEPT_PER_MINUTE, KEPT_PER_BROWSER);
+it waits for the fresh canvas and the "Kept as a N" toast. The served app keeps into a
+drawings folder of the load's own (MNIST_DRAWINGS_DIR, a temporary folder); at the end the
+class's set is read back (``ClassSet.read``) and compared, per writer and digit, with the
+Keeps pressed: lost (pressed, not in the set) and duplicated (in the set more often than
+pressed). The server time of a keep is ``ClassSet.keep`` itself, timed here after the load
+(the training still running on the server): N keeps into a set already holding a class's
+worth of drawings (1,500), as the Draw page calls it.
 
 Sessions: R drawing sessions are real Chromium contexts (one browser, one context each); the
 other drawing sessions, the teacher and the queuing sessions speak Streamlit's websocket
@@ -54,7 +67,7 @@ import statistics
 import sys
 import tempfile
 import time
-from collections import deque
+from collections import Counter, deque
 from contextlib import AsyncExitStack, suppress
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -73,9 +86,11 @@ from bench.browser import (
     stroke_points,
 )
 from bench.synthetic_digits import random_digit, render
+from mnist_core.class_drawings import KEPT_PER_BROWSER, KEPT_PER_MINUTE, ClassSet
+from mnist_core.drawings import DrawingsFolder
 from mnist_core.jobs import default_job
 from mnist_core.links import link
-from mnist_core.preprocessing import BRUSH_SIZE, CANVAS_SIZE
+from mnist_core.preprocessing import BRUSH_SIZE, CANVAS_SIZE, preprocess_canvas
 from mnist_core.text import as_read
 
 PORTS = range(8641, 8650)  # the ports this benchmark may serve on
@@ -84,6 +99,10 @@ PEN_SPEED = 600  # canvas pixels a second: how fast a hand draws a stroke
 FAST_MOVES = 12  # pixels between a real session's mouse moves: a third of the CDP calls
 PREDICTED = re.compile(r"(ANN|CNN) predicts \*\*(\d)\*\*")
 TARGETS = {"drawers": 30, "errors": 0, "p95_s": 1.0, "server_rss_mb": 2048, "speed_ratio": 0.7}
+TARGETS |= {"kept_lost": 0, "kept_duplicated": 0, "keep_p95_ms": 50.0}
+KEEP_WINDOW_S = 65.0  # a session keeps at most KEEP_MARGIN fewer than the limit in this long:
+KEEP_MARGIN = 2  # the server counts a minute from when it wrote, after the Keep was sent
+CLASS_SIZE = 1_500  # drawings the set holds when a keep is timed: a class's term of them
 FABRIC_PATH = {  # a freedraw path's fields as fabric.js 7 sends them, but for its geometry
     **dict.fromkeys(
         ["lockMovementX", "lockMovementY", "lockRotation", "lockScalingX", "lockScalingY"], False
@@ -131,6 +150,9 @@ class Settings:
     warmup_seconds: float = 8.0  # of training before that: its first batches are slow
     think_seconds: float = 2.0  # a student looks at the predictions this long (on average)
     queue_every: float = 30.0  # a queuing session presses Start again after this long
+    keep: bool = True  # drawing sessions keep their drawings (Keep instead of Clear)
+    keep_timings: int = 100  # keeps timed after the load (ClassSet.keep); 0: none
+    class_size: int = CLASS_SIZE  # drawings already in the set they are timed on
     seed: int = 0
 
 
@@ -144,6 +166,23 @@ class SessionLog:
     readings: list[tuple[int, int, int]] = field(default_factory=list)  # drawn, ANN, CNN
     errors: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)  # warnings and news the page showed
+    kept: list[int] = field(default_factory=list)  # the digits it pressed Keep for
+    kept_at: list[float] = field(default_factory=list)  # time.time() of each Keep
+    keep_seconds: list[float] = field(default_factory=list)  # Keep to the fresh canvas
+
+    def may_keep(self, settings_keep: bool) -> bool:
+        """Whether to keep the next drawing: asked to, and under the app's limits."""
+        now = time.time()
+        recent = [t for t in self.kept_at if now - t < KEEP_WINDOW_S]
+        return (
+            settings_keep
+            and len(recent) <= KEPT_PER_MINUTE - KEEP_MARGIN - 1
+            and len(self.kept) < KEPT_PER_BROWSER - KEEP_MARGIN
+        )
+
+    def pressed_keep(self, digit: int) -> None:
+        self.kept.append(digit)
+        self.kept_at.append(time.time())
 
     def error(self, text: str) -> None:
         self.errors.append(f"{self.name}: {text}"[:500])
@@ -184,6 +223,12 @@ class LoadReport:
     # before, loaded, after (the sessions gone); unloaded: mean of before and after; ratio
     training_images_per_s: dict[str, float | None]
     queue_observations: list[str]
+    keeping: bool = False
+    # Keeps pressed, drawings found in the set; lost and duplicated per writer and digit
+    kept: dict[str, int] = field(default_factory=dict)
+    kept_examples: list[str] = field(default_factory=list)
+    keep_to_canvas_s: dict[str, float | None] = field(default_factory=dict)  # p50, p95, max
+    keep_server_ms: dict[str, float | None] = field(default_factory=dict)  # ClassSet.keep
     passed: dict[str, bool] = field(default_factory=dict)
 
 
@@ -206,6 +251,10 @@ class Conversation:
         self.canvas_id = ""
         self.clear_id = ""
         self.start_id = ""
+        self.meant_id = ""  # the keep form's digit pills, its name field, its Keep button
+        self.writer_id = ""
+        self.keep_id = ""
+        self.toasts: list[str] = []
         self.defaults: dict[str, object] = {}  # widget id -> WidgetState proto (its default)
         self.auto_reruns: dict[str, float] = {}  # fragment id -> interval in seconds
         self.metrics: dict[str, str] = {}  # label -> shown value (the Train page's run)
@@ -260,8 +309,18 @@ class Conversation:
                 self.log.notes.append(as_read(element.alert.body))
         elif kind == "metric":
             self.metrics[element.metric.label] = element.metric.body
+        elif kind == "toast":
+            self.toasts.append(as_read(element.toast.body))
         elif kind == "bidi_component" and "-canvas-" in element.bidi_component.id:
+            if element.bidi_component.id != self.canvas_id:  # a new canvas, a new keep form
+                self.defaults.pop(self.meant_id, None)
+                self.meant_id = self.keep_id = ""
             self.canvas_id, self.draw_fragment = element.bidi_component.id, fragment
+        elif kind == "button" and element.button.is_form_submitter:
+            if element.button.label == "Keep":
+                self.keep_id = element.button.id
+        elif kind == "text_input" and element.text_input.label == "Your name (optional)":
+            self.writer_id = element.text_input.id
         elif kind == "button" and element.button.label == "Clear":
             self.clear_id = element.button.id
         elif kind == "button" and element.button.label == "Start training":
@@ -269,9 +328,14 @@ class Conversation:
         elif kind in ("button_group", "slider", "selectbox"):
             widget = getattr(element, kind)
             state = WidgetState(id=widget.id)
-            if kind == "button_group":
+            if kind == "button_group" and widget.label == "I meant":
+                self.meant_id = widget.id
+            if kind == "button_group":  # the browser sends an option's icon and text
                 state.string_array_value.data.extend(
-                    widget.options[i].content for i in widget.default
+                    " ".join(
+                        filter(None, [widget.options[i].content_icon, widget.options[i].content])
+                    )
+                    for i in widget.default
                 )
             elif kind == "slider" and widget.options:  # a select_slider sends its labels
                 state.string_array_value.data.extend(widget.options[int(i)] for i in widget.default)
@@ -355,10 +419,12 @@ def make_drawing(rng: np.random.Generator, digit: int) -> Drawing:
 
 
 class Phase:
-    """When sessions may start drawing (``go``), until when, and the measured window."""
+    """When sessions may start drawing (``go``), until when, the measured window, and
+    whether they keep their drawings."""
 
-    def __init__(self, think_seconds: float) -> None:
+    def __init__(self, think_seconds: float, keep: bool = False) -> None:
         self.think_seconds = think_seconds
+        self.keep = keep
         self.go = asyncio.Event()
         self.window: tuple[float, float] = (float("inf"), float("inf"))  # perf_counter
         self.stop_at = float("inf")
@@ -411,7 +477,9 @@ class SocketSession:
         from websockets.exceptions import ConnectionClosed
 
         try:
-            await self.open(lambda c: c.canvas_id, "the Draw page's canvas")
+            # Ready once the page's first run has finished: the canvas shows before it
+            # does, and the server's first Draw page loads the models (18 s here, training).
+            await self.open(lambda c: c.canvas_id and c.finished.is_set(), "the Draw page")
             await ready.put(self.log.name)
             await phase.go.wait()
             await self._draw_in_a_loop(phase, drawings)
@@ -468,7 +536,9 @@ class SocketSession:
                     await self._send(fragment=fragment, auto=True)
             await asyncio.sleep(0.05)
 
-    async def _send(self, page_name: str = "", fragment: str = "", auto: bool = False, **trigger):
+    async def _send(
+        self, page_name: str = "", fragment: str = "", auto: bool = False, states=(), **trigger
+    ):
         from streamlit.proto.BackMsg_pb2 import BackMsg
 
         message = BackMsg()
@@ -484,8 +554,10 @@ class SocketSession:
             f"?{self.query}" if self.query else ""
         )
         rerun.context_info.color_scheme = "light"
-        for state in self.conversation.defaults.values():
-            rerun.widget_states.widgets.add().CopyFrom(state)
+        given = {state.id: state for state in states}  # a form's values, sent on its submit
+        for state in [*self.conversation.defaults.values(), *given.values()]:
+            if state.id not in given or state is given[state.id]:
+                rerun.widget_states.widgets.add().CopyFrom(state)
         if self.canvas_value is not None:
             canvas = rerun.widget_states.widgets.add(id=self.conversation.canvas_id)
             canvas.json_value = self.canvas_value
@@ -526,16 +598,54 @@ class SocketSession:
                 self.log.readings.append((drawing.digit, ann, cnn))
             await asyncio.sleep(rng.uniform(0.5, 1.5) * phase.think_seconds)
             old = conversation.canvas_id
-            self.canvas_value = None
-            sent = time.perf_counter()
-            await self._send(fragment=conversation.draw_fragment, clicked=conversation.clear_id)
-            try:
-                await self._wait_for(lambda old=old: conversation.canvas_id != old, 20, "Clear")
-            except TimeoutError:
-                trace = ", ".join(conversation.trace)
-                self.log.error(f"no new canvas 20 s after Clear (sent {sent:.2f}): {trace}")
-                return
+            if self.log.may_keep(phase.keep) and conversation.keep_id:
+                if not await self._keep(drawing.digit):
+                    return
+            else:
+                self.canvas_value = None
+                sent = time.perf_counter()
+                await self._send(fragment=conversation.draw_fragment, clicked=conversation.clear_id)
+                try:
+                    await self._wait_for(lambda old=old: conversation.canvas_id != old, 20, "Clear")
+                except TimeoutError:
+                    trace = ", ".join(conversation.trace)
+                    self.log.error(f"no new canvas 20 s after Clear (sent {sent:.2f}): {trace}")
+                    return
             await asyncio.sleep(0.3)
+
+    async def _keep(self, digit: int) -> bool:
+        """Choose ``digit`` in the keep form, type the session's name, press Keep (the
+        form's values and the canvas in one rerun of the fragment, as a browser sends them);
+        wait for the fresh canvas and the toast. False if they did not come."""
+        from streamlit.proto.WidgetStates_pb2 import WidgetState
+
+        conversation = self.conversation
+        old, toasts = conversation.canvas_id, len(conversation.toasts)
+        meant = WidgetState(id=conversation.meant_id)
+        meant.string_array_value.data.append(str(digit))
+        writer = WidgetState(id=conversation.writer_id, string_value=self.log.name)
+        sent = time.perf_counter()
+        self.log.pressed_keep(digit)
+        await self._send(
+            fragment=conversation.draw_fragment,
+            states=[meant, writer],
+            clicked=conversation.keep_id,
+        )
+        self.canvas_value = None  # the canvas the app shows next is a fresh one
+        conversation.defaults[writer.id] = writer  # a form's value stays sent once submitted
+
+        def kept() -> bool:
+            said = conversation.toasts[toasts:]
+            return conversation.canvas_id != old and f"Kept as a {digit}" in " ".join(said)
+
+        try:
+            await self._wait_for(kept, 20, "the fresh canvas after Keep")
+        except TimeoutError:
+            trace = ", ".join(conversation.trace)
+            self.log.error(f"no fresh canvas and toast 20 s after Keep (a {digit}): {trace}")
+            return False
+        self.log.keep_seconds.append(time.perf_counter() - sent)
+        return True
 
 
 class BrowserSession:
@@ -616,7 +726,10 @@ class BrowserSession:
                     self.log.latencies.append(at - released)
                     self.log.readings.append((digit, ann, cnn))
                 await asyncio.sleep(rng.uniform(0.5, 1.5) * phase.think_seconds)
-                await self._clear()
+                if self.log.may_keep(phase.keep):
+                    await self._keep(digit)
+                else:
+                    await self._clear()
         except Exception as error:  # a page that broke: counted, the others go on
             if not self.closing:
                 self.log.error(f"session stopped: {error!r}")
@@ -624,11 +737,26 @@ class BrowserSession:
             with suppress(asyncio.QueueFull):
                 ready.put_nowait(self.log.name)
 
-    async def _clear(self) -> None:
+    async def _keep(self, digit: int) -> None:
+        """Choose ``digit`` in the keep form, type the session's name, press Keep, and wait
+        for the fresh canvas and the toast, as a student sees them."""
+        page = self.page
+        form = page.locator("[data-testid=stForm]")
+        await form.locator("[data-testid=stButtonGroup] button").nth(digit).click()
+        await form.locator("input[type=text]").fill(self.log.name)
+        sent = time.perf_counter()
+        self.log.pressed_keep(digit)
+        await self._clear(form.get_by_role("button", name="Keep"))
+        self.log.keep_seconds.append(time.perf_counter() - sent)
+        await page.get_by_text(f"Kept as a {digit}").first.wait_for(timeout=20_000)
+
+    async def _clear(self, button=None) -> None:
+        """Press Clear (or ``button``, which clears too) and wait for the fresh canvas."""
         page = self.page
         classes = await page.locator("[class*=st-key-canvas-]").first.get_attribute("class")
         number = int(re.search(r"st-key-canvas-(\d+)", classes)[1])
-        await page.get_by_role("button", name="Clear").click()
+        await (button or page.get_by_role("button", name="Clear")).click()
+        await page.get_by_text("Draw a digit on the black square").wait_for(timeout=20_000)
         fresh = page.locator(f"[class*=st-key-canvas-{number + 1}] canvas.upper-canvas")
         await fresh.wait_for(state="visible", timeout=20_000)
         while await page.locator(CANVAS).count() != 1:
@@ -772,12 +900,18 @@ async def _training_rate(teacher: SocketSession, seconds: float) -> float | None
     return (last[1] - first[1]) / (last[0] - first[0])
 
 
-async def measure(url: str, server_pid: int, settings: Settings, say=print) -> LoadReport:
+async def measure(
+    url: str, server_pid: int, settings: Settings, say=print, drawings_dir: str | None = None
+) -> LoadReport:
     """Drive the served app at ``url`` as ``settings`` say; the server's process id is
-    ``server_pid`` (for its memory). Returns the figures."""
+    ``server_pid`` (for its memory), its drawings folder ``drawings_dir`` (MNIST_DRAWINGS_DIR:
+    the kept drawings are read back from it; needed when ``settings.keep``). Returns the
+    figures."""
     from playwright.async_api import async_playwright
 
-    phase = Phase(settings.think_seconds)
+    if settings.keep and drawings_dir is None:
+        raise ValueError("keeping drawings needs the served app's drawings folder")
+    phase = Phase(settings.think_seconds, settings.keep)
     samples: list[Sample] = []
     sampler = asyncio.create_task(_sample_every(server_pid, samples))
     rng = np.random.default_rng(settings.seed)
@@ -852,13 +986,98 @@ async def measure(url: str, server_pid: int, settings: Settings, say=print) -> L
     await teacher.close()
     sampler.cancel()
     samples.append(sample(server_pid))
-    return _report(
+    report = _report(
         settings,
         logs,
         (alone, before, start_sample, end_sample, samples),
         (unloaded, loaded, unloaded_after),
         phase.window,
     )
+    if settings.keep:
+        report.keeping = True
+        report.kept, report.kept_examples = kept_in_set(drawings_dir, logs)
+        keeps = [t for log in logs for t in log.keep_seconds]
+        report.keep_to_canvas_s = {
+            "p50": _round(_percentile(keeps, 0.5)),
+            "p95": _round(_percentile(keeps, 0.95)),
+            "max": _round(max(keeps, default=None)),
+        }
+        report.passed["kept"] = (
+            report.kept["lost"] <= TARGETS["kept_lost"]
+            and report.kept["duplicated"] <= TARGETS["kept_duplicated"]
+            and report.kept["expected"] > 0
+        )
+    if settings.keep_timings:
+        say(f"timing {settings.keep_timings} keeps into a set of {settings.class_size:,}")
+        report.keep_server_ms = time_keeps(settings.keep_timings, settings.class_size)
+        report.passed["keep_ms"] = report.keep_server_ms["p95"] <= TARGETS["keep_p95_ms"]
+    return report
+
+
+def kept_in_set(drawings_dir: str, logs: list[SessionLog]) -> tuple[dict[str, int], list[str]]:
+    """The class's set read back and compared with the Keeps each session pressed, per
+    writer (the session's name) and digit: {"expected", "found", "lost", "duplicated",
+    "sessions_keeping"}, and a few examples of what differed."""
+    expected = {log.name: Counter(log.kept) for log in logs if log.kept}
+    found: dict[str, Counter] = {}
+    for drawing in ClassSet(DrawingsFolder(drawings_dir)).read().drawings:
+        found.setdefault(drawing.writer, Counter())[drawing.digit] += 1
+    lost = duplicated = 0
+    examples = []
+    for writer in sorted(expected.keys() | found.keys()):
+        want, got = expected.get(writer, Counter()), found.get(writer, Counter())
+        for digit in range(10):
+            if got[digit] < want[digit]:
+                lost += want[digit] - got[digit]
+                examples.append(f"{writer}: {want[digit]} {digit}s kept, {got[digit]} in the set")
+            elif got[digit] > want[digit]:
+                duplicated += got[digit] - want[digit]
+                examples.append(f"{writer}: {want[digit]} {digit}s kept, {got[digit]} in the set")
+    figures = {
+        "expected": sum(sum(c.values()) for c in expected.values()),
+        "found": sum(sum(c.values()) for c in found.values()),
+        "lost": lost,
+        "duplicated": duplicated,
+        "sessions_keeping": len(expected),
+    }
+    return figures, examples[:20]
+
+
+def time_keeps(count: int, class_size: int, seed: int = 0) -> dict[str, float | None]:
+    """Milliseconds ``ClassSet.keep`` takes (what the Draw page's Keep costs the server
+    beyond its rerun), ``count`` times, into a set already holding ``class_size`` drawings
+    kept by 30 browsers over the past hours; each timed keep by one of those browsers, now,
+    so that the limits are counted as for a student. p50, p95, max."""
+    from mnist_core.training_queue import Requester
+
+    rng = np.random.default_rng(seed)
+    examples = []
+    for number in range(20):
+        strokes = clear_of_toolbar(random_digit(rng, number % 10, brush=BRUSH_SIZE))
+        drawing = preprocess_canvas(render(strokes))
+        pixels = [(np.asarray(s) * CANVAS_SIZE).tolist() for s in strokes]
+        examples.append((number % 10, pixels, drawing.image))
+    owners = [Requester(f"{number:016x}") for number in range(30)]
+    with tempfile.TemporaryDirectory(prefix="load-keeps-") as folder:
+        chosen = ClassSet(DrawingsFolder(folder))
+        past = time.time() - 4 * 3600
+        for number in range(class_size):
+            digit, pixels, image = examples[number % len(examples)]
+            owner = owners[number % len(owners)]
+            chosen.keep(digit, pixels, image, owner, f"writer-{number % 30}", now=past + number)
+        times = []
+        for number in range(count):
+            digit, pixels, image = examples[number % len(examples)]
+            started = time.perf_counter()
+            chosen.keep(digit, pixels, image, owners[number % len(owners)], "timed")
+            times.append((time.perf_counter() - started) * 1000)
+    return {
+        "count": count,
+        "set_size": class_size,
+        "p50": _round(_percentile(times, 0.5), 2),
+        "p95": _round(_percentile(times, 0.95), 2),
+        "max": _round(max(times), 2),
+    }
 
 
 def _percentile(values: list[float], share: float) -> float | None:
@@ -962,6 +1181,23 @@ def print_report(report: LoadReport, say=print) -> None:
     say(f"server RSS MB {report.server_rss_mb}; worker RSS MB {report.worker_rss_mb}")
     say(f"CPU, % of one core: {report.cpu_percent}")
     say(f"training images/s {report.training_images_per_s}")
+    if report.keeping:
+        kept = report.kept
+        say(
+            f"kept: {kept['expected']} Keeps pressed by {kept['sessions_keeping']} sessions, "
+            f"{kept['found']} in the set; lost {kept['lost']}, duplicated {kept['duplicated']}"
+        )
+        for example in report.kept_examples:
+            say(f"  {example}")
+        say(f"Keep to the fresh canvas: {report.keep_to_canvas_s} s")
+    else:
+        say("kept: none (--no-keep: the sessions press Clear)")
+    if report.keep_server_ms:
+        server = report.keep_server_ms
+        say(
+            f"ClassSet.keep into a set of {server['set_size']:,}: p50 {server['p50']} ms, "
+            f"p95 {server['p95']} ms, max {server['max']} ms ({server['count']} keeps)"
+        )
     say("queuing sessions saw:")
     for note in report.queue_observations:
         say(f"  {note}")
@@ -978,6 +1214,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--queuers", type=int, default=2, help="sessions pressing Start (M)")
     parser.add_argument("--seconds", type=float, default=60, help="the loaded measurement")
     parser.add_argument("--unloaded-seconds", type=float, default=30)
+    parser.add_argument(
+        "--no-keep",
+        dest="keep",
+        action="store_false",
+        help="the drawing sessions press Clear, never Keep (to compare the p95)",
+    )
+    parser.add_argument(
+        "--keep-timings", type=int, default=100, help="ClassSet.keep calls timed after the load"
+    )
     parser.add_argument("--port", type=int, default=PORTS[0], choices=PORTS)
     options = parser.parse_args(argv)
     if missing := browser_missing():
@@ -989,15 +1234,21 @@ def main(argv: list[str] | None = None) -> int:
         queuers=options.queuers,
         seconds=options.seconds,
         unloaded_seconds=options.unloaded_seconds,
+        keep=options.keep,
+        keep_timings=options.keep_timings,
     )
     data = os.environ.get("MNIST_DATA", "/work/shared/mnist/mnist.npz")
-    with tempfile.TemporaryDirectory(prefix="load-models-") as models:
+    with (
+        tempfile.TemporaryDirectory(prefix="load-models-") as models,
+        tempfile.TemporaryDirectory(prefix="load-drawings-") as drawings,
+    ):
         source = Path(os.environ.get("MNIST_MODELS_DIR", MODELS))
         for path in [*source.glob("*.keras"), *source.glob("*.json")]:
             shutil.copy(path, models)
-        with running_app(models, data, port=options.port) as (url, server):
+        env = {"MNIST_DRAWINGS_DIR": drawings}  # the load's own: never the user's drawings
+        with running_app(models, data, env=env, port=options.port) as (url, server):
             print(f"serving {url} (pid {server.pid}), models copied from {source}, data {data}")
-            report = asyncio.run(measure(url, server.pid, settings))
+            report = asyncio.run(measure(url, server.pid, settings, drawings_dir=drawings))
     print_report(report)
     return 0 if all(report.passed.values()) else 1
 
