@@ -115,25 +115,37 @@ def keep_form(drawing: Preprocessed, strokes: list) -> None:
     key = ui.canvas_key()  # a new drawing asks afresh
     with st.form(f"keep-{key}", border=True, enter_to_submit=False):
         st.markdown("**Keep this drawing** in the class's handwriting set")
-        digit = st.pills("I meant", list(range(NUM_CLASSES)), key=f"meant-{key}")
-        writer = st.text_input(
+        st.pills("I meant", list(range(NUM_CLASSES)), key=f"meant-{key}")
+        st.text_input(
             "Your name (optional)",
             key="writer_name",
-            max_chars=40,
+            max_chars=MAX_WRITER_NAME,
             placeholder="a first name or initials",
             help="Drawings are grouped by writer: a model is then measured on writers it "
             "did not learn from. Without a name, this browser stands for you.",
         )
-        kept = st.form_submit_button("Keep", icon=":material/bookmark_add:")
-    if kept:
-        try:
-            chosen.keep(digit, strokes, drawing.image, who.requester(), writer)
-        except KeepRefused as error:
-            st.error(markdown_literal(error), icon=":material/block:")
-            return
-        st.session_state["kept_toast"] = f"Kept as a {digit}. Draw the next one!"
-        ui.clear_canvas()
-        st.rerun(scope="fragment")
+        # Kept in the button's callback, which also clears the canvas: one rerun of the
+        # page's fragment a drawing kept, not two (thirty students draw at once).
+        st.form_submit_button(
+            "Keep",
+            icon=":material/bookmark_add:",
+            on_click=_keep,
+            args=(chosen, key, drawing, strokes),
+        )
+    if refused := st.session_state.pop("keep_refused", None):
+        st.error(markdown_literal(refused), icon=":material/block:")
+
+
+def _keep(chosen: ClassSet, key: str, drawing: Preprocessed, strokes: list) -> None:
+    digit = st.session_state.get(f"meant-{key}")
+    writer = st.session_state.get("writer_name")
+    try:
+        chosen.keep(digit, strokes, drawing.image, who.requester(), writer)
+    except KeepRefused as error:
+        st.session_state["keep_refused"] = str(error)
+        return
+    st.session_state["kept_toast"] = f"Kept as a {digit}. Draw the next one!"
+    ui.clear_canvas()
 
 
 def kept_toast() -> None:

@@ -31,13 +31,17 @@ def models_dir(trained_models, tmp_path_factory):
     return shutil.copytree(trained_models, tmp_path_factory.mktemp("class") / "models")
 
 
-def keep(page, digit: int, meant: int, writer: str) -> None:
+def keep(page, digit: int, meant: int, writer: str, first_unlabelled: bool = False) -> None:
     """Draw ``digit``, say it is ``meant``, type the writer's name, Keep; return once the
-    fresh canvas is back."""
+    fresh canvas is back. ``first_unlabelled``: press Keep before choosing, and be told."""
     strokes = [[(0.2 + 0.6 * x, 0.15 + 0.7 * y) for x, y in s] for s in DIGITS[digit]]
     draw(page, clear_of_toolbar(strokes))
     predictions(page, f"the drawn {digit}")
     form = page.get_by_test_id("stForm")
+    if first_unlabelled:
+        form.get_by_role("button", name="Keep").click()
+        refusal = page.get_by_text("Say which digit you meant (0-9) before keeping the drawing.")
+        playwright.expect(refusal).to_be_visible(timeout=20_000)
     form.get_by_test_id("stButtonGroup").locator("button").nth(meant).click()
     form.locator("input[type=text]").fill(writer)
     form.get_by_role("button", name="Keep").click()
@@ -56,7 +60,7 @@ def test_two_students_keep_see_delete_and_are_fooled(app_server, browser, served
     expect = playwright.expect
     with new_page(browser) as ana, new_page(browser) as ben:
         open_draw_page(ana, app_server)
-        keep(ana, 7, meant=7, writer="Ana <b>**x**</b>")
+        keep(ana, 7, meant=7, writer="Ana <b>**x**</b>", first_unlabelled=True)
         keep(ana, 4, meant=9, writer="Ana <b>**x**</b>")  # a label that fools any network
         open_draw_page(ben, app_server)
         keep(ben, 1, meant=1, writer="Ben")
