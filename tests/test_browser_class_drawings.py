@@ -37,7 +37,7 @@ def keep(page, digit: int, meant: int, writer: str, first_unlabelled: bool = Fal
     strokes = [[(0.2 + 0.6 * x, 0.15 + 0.7 * y) for x, y in s] for s in DIGITS[digit]]
     draw(page, clear_of_toolbar(strokes))
     predictions(page, f"the drawn {digit}")
-    form = page.get_by_test_id("stForm")
+    form = page.get_by_test_id("stMain").get_by_test_id("stForm")  # not the Teacher panel's
     if first_unlabelled:
         form.get_by_role("button", name="Keep").click()
         refusal = page.get_by_text("Say which digit you meant (0-9) before keeping the drawing.")
