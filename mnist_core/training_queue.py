@@ -211,6 +211,98 @@ def default_slots() -> int:
     return 1 if cores <= 4 else cores // 4
 
 
+# --- the rules and estimates every backend shares (pure: no queue state of their own) ------
+
+REPEAT_REFUSAL = (
+    "these same settings were started from this browser a moment ago (one click starts one run)"
+)
+
+
+def rate_refusal(starts: Sequence[float], now: float, limits: Limits) -> str | None:
+    """Why not, if ``starts`` (this browser's start times in the last minute, oldest first)
+    already reach ``limits.starts_per_minute``."""
+    if len(starts) < limits.starts_per_minute:
+        return None
+    wait = 60 - (now - starts[0])
+    return (
+        f"{len(starts)} trainings started from this browser in the last minute: "
+        f"wait {wait:.0f} s before the next"
+    )
+
+
+def waiting_refusal(positions: Sequence[int], limits: Limits) -> str | None:
+    """Why not, if this browser's waiting runs (their ``positions``, in order) already
+    reach ``limits.waiting_per_owner``."""
+    if len(positions) < limits.waiting_per_owner:
+        return None
+    return (
+        f"you already have a training waiting in the queue (number {positions[0]}): "
+        "cancel it, or start this one when it has begun"
+    )
+
+
+def check_allowed(requester: Requester, owner: str | None) -> None:
+    """``NotAllowed`` unless ``requester`` may stop or cancel a run of ``owner``'s."""
+    if not requester.may_act_on(owner):
+        raise NotAllowed("this run was started from another browser: only its owner or "
+                         "the teacher may stop or cancel it")  # fmt: skip
+
+
+def job_seconds(job: TrainingJob, speed: dict[str, float], typical_images: int) -> float:
+    """Seconds ``job`` should take, from its settings and ``speed`` (images a second)."""
+    images = job.training.train_size or typical_images
+    seconds = job.training.epochs * images / speed[job.kind]
+    if job.training.time_budget:
+        seconds = min(seconds, job.training.time_budget)
+    return seconds + JOB_OVERHEAD
+
+
+def remaining_seconds(run: TrainingRun, speed: dict[str, float], typical_images: int) -> float:
+    """Seconds until ``run`` ends, estimated from its progress or its settings."""
+
+    def seconds(job: TrainingJob) -> float:
+        return job_seconds(job, speed, typical_images)
+
+    state = run.state
+    if not run.active:
+        return sum(seconds(job) for job in run.jobs[run.first :])
+    later = sum(seconds(job) for job in run.jobs[state.current + 1 :])
+    if state.progress > 0.05:
+        now = state.elapsed * (1 - state.progress) / state.progress + JOB_OVERHEAD
+    else:
+        now = max(seconds(state.current_job) - state.elapsed, JOB_OVERHEAD)
+    return now + later
+
+
+def waiting_in_order(
+    runs: Sequence[TrainingRun],
+    training_ends_in: Sequence[float],
+    slots: int,
+    remaining: Callable[[TrainingRun], float],
+) -> tuple[Waiting, ...]:
+    """The waiting ``runs`` (in order) with their places and estimated starts: each takes
+    the slot that frees first, the training runs' slots freeing in ``training_ends_in``
+    seconds and the other slots of ``slots`` now."""
+    free_at = sorted(training_ends_in)
+    free_at += [0.0] * (slots - len(free_at))
+    waiting = []
+    for position, run in enumerate(runs, start=1):
+        starts_in = free_at.pop(0)
+        waiting.append(Waiting(run, position, starts_in))
+        free_at = sorted([*free_at, starts_in + remaining(run)])
+    return tuple(waiting)
+
+
+def checkpoint_epochs(models_root: Path, run: TrainingRun) -> int:
+    """Epochs of the run's current job that its checkpoint holds (0: it starts over)."""
+    root = Path(run.jobs[0].models_dir or models_root)
+    path = checkpoint_base(root, run.id, run.first).with_suffix(".json")
+    try:
+        return int(json.loads(path.read_text())["epochs"])
+    except (OSError, ValueError, KeyError):
+        return 0
+
+
 class LocalTrainingQueue:
     """The queue on this machine: ``slots`` warm worker processes, each training one run
     at a time, fed in order from the waiting list."""
@@ -256,10 +348,7 @@ class LocalTrainingQueue:
                 jobs = [self.limits.clamp(job)[0] for job in jobs]
             jobs = tuple(replace(job, owner=requester.owner) for job in jobs)
             if self._repeated(requester.owner, jobs, now):
-                raise QueueRefused(
-                    "these same settings were started from this browser a moment ago "
-                    "(one click starts one run)"
-                )
+                raise QueueRefused(REPEAT_REFUSAL)
             if not requester.teacher:
                 self._check_fair(requester.owner, now)
             for job in jobs:
@@ -330,15 +419,10 @@ class LocalTrainingQueue:
         with self._lock:
             now = self._clock()
             training = tuple(run for run in self._training if run is not None)
-            free_at = sorted(self._ends_in(run, now) for run in training)
-            free_at += [0.0] * (len(self._workers) - len(free_at))
-            waiting = []
-            for position, run in enumerate(self._waiting, start=1):
-                starts_in = free_at.pop(0)
-                waiting.append(Waiting(run, position, starts_in))
-                free_at = sorted([*free_at, starts_in + self._remaining(run)])
+            ends_in = [self._ends_in(run, now) for run in training]
+            waiting = waiting_in_order(self._waiting, ends_in, len(self._workers), self._remaining)
             interrupted = tuple(self._interrupted.values())
-            return QueueSnapshot(training, tuple(waiting), tuple(self._ended), interrupted)
+            return QueueSnapshot(training, waiting, tuple(self._ended), interrupted)
 
     # --- the local machinery ------------------------------------------------------------
 
@@ -357,30 +441,19 @@ class LocalTrainingQueue:
 
     def resumable_epochs(self, run: TrainingRun) -> int:
         """Epochs of the run's current job that its checkpoint holds (0: it starts over)."""
-        path = checkpoint_base(self._root_of(run), run.id, run.first).with_suffix(".json")
-        try:
-            return int(json.loads(path.read_text())["epochs"])
-        except (OSError, ValueError, KeyError):
-            return 0
+        return checkpoint_epochs(self.models_root, run)
 
     def _check_fair(self, owner: str, now: float) -> None:
         starts = self._starts.setdefault(owner, deque())
         while starts and now - starts[0] > 60:
             starts.popleft()
-        if len(starts) >= self.limits.starts_per_minute:
-            wait = 60 - (now - starts[0])
-            raise QueueRefused(
-                f"{len(starts)} trainings started from this browser in the last minute: "
-                f"wait {wait:.0f} s before the next"
-            )
+        if refusal := rate_refusal(starts, now, self.limits):
+            raise QueueRefused(refusal)
         waiting = [
             position for position, run in enumerate(self._waiting, start=1) if run.owner == owner
         ]
-        if len(waiting) >= self.limits.waiting_per_owner:
-            raise QueueRefused(
-                f"you already have a training waiting in the queue (number {waiting[0]}): "
-                "cancel it, or start this one when it has begun"
-            )
+        if refusal := waiting_refusal(waiting, self.limits):
+            raise QueueRefused(refusal)
 
     def _repeated(self, owner: str, jobs: tuple[TrainingJob, ...], now: float) -> bool:
         """Whether ``owner`` started these same ``jobs`` a moment ago, and they go on: a
@@ -398,9 +471,7 @@ class LocalTrainingQueue:
                 del self._last_submitted[owner]
 
     def _allow(self, requester: Requester, run: TrainingRun) -> None:
-        if not requester.may_act_on(run.owner):
-            raise NotAllowed("this run was started from another browser: only its owner or "
-                             "the teacher may stop or cancel it")  # fmt: skip
+        check_allowed(requester, run.owner)
 
     def _dispatch(self) -> None:
         for slot, run in enumerate(self._training):
@@ -459,22 +530,7 @@ class LocalTrainingQueue:
 
     def _remaining(self, run: TrainingRun) -> float:
         """Seconds until ``run`` ends, estimated from its progress or its settings."""
-        state = run.state
-        if not run.active:
-            return sum(self._job_seconds(job) for job in run.jobs[run.first :])
-        later = sum(self._job_seconds(job) for job in run.jobs[state.current + 1 :])
-        if state.progress > 0.05:
-            now = state.elapsed * (1 - state.progress) / state.progress + JOB_OVERHEAD
-        else:
-            now = max(self._job_seconds(state.current_job) - state.elapsed, JOB_OVERHEAD)
-        return now + later
-
-    def _job_seconds(self, job: TrainingJob) -> float:
-        images = job.training.train_size or self._typical_images
-        seconds = job.training.epochs * images / self._speed[job.kind]
-        if job.training.time_budget:
-            seconds = min(seconds, job.training.time_budget)
-        return seconds + JOB_OVERHEAD
+        return remaining_seconds(run, self._speed, self._typical_images)
 
     def _root_of(self, run: TrainingRun) -> Path:
         return Path(run.jobs[0].models_dir or self.models_root)

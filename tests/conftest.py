@@ -8,6 +8,12 @@ which the benchmarks drive the app with too.
 from __future__ import annotations
 
 import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from pathlib import Path
 
 import pytest
 
@@ -137,3 +143,62 @@ def page(browser):
     """A fresh desktop-sized page, closed after the test."""
     with new_page(browser) as page:
         yield page
+
+
+class RedisServer:
+    """Debian's ``redis-server`` on a free localhost port, its append-only file (AOF) in
+    ``directory``: what a school runs, with nothing saved but the AOF."""
+
+    def __init__(self, directory: Path):
+        self.directory = directory
+        with socket.socket() as probe:  # a free port, kept across restarts
+            probe.bind(("127.0.0.1", 0))
+            self.port = probe.getsockname()[1]
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.process: subprocess.Popen | None = None
+
+    def start(self, timeout: float = 10.0) -> None:
+        command = ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1"]
+        command += ["--dir", str(self.directory), "--appendonly", "yes", "--save", ""]
+        log = (self.directory / "redis.log").open("a")
+        self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + timeout
+        while not self.answers():
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError(f"redis-server did not start: see {self.directory}/redis.log")
+            time.sleep(0.02)
+
+    def answers(self) -> bool:
+        """Whether it answers PING (spoken as RESP by hand: no client library needed)."""
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as connection:
+                connection.sendall(b"PING\r\n")
+                return connection.recv(16).startswith(b"+PONG")
+        except OSError:
+            return False
+
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        """SIGTERM: a clean shutdown; SIGKILL: a crash (the AOF is all that is left)."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(sig)
+            self.process.wait(timeout=10)
+        self.process = None
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory):
+    """A real ``redis-server`` for the session (skipped where it is not installed; CI
+    installs it), stopped after."""
+    if shutil.which("redis-server") is None:
+        pytest.skip("redis-server is not installed (apt-get install redis-server; .ci/run does)")
+    server = RedisServer(tmp_path_factory.mktemp("redis"))
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_url(redis_server) -> str:
+    """``redis://127.0.0.1:PORT/0`` of the session's ``redis-server``."""
+    return redis_server.url
