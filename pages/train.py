@@ -197,7 +197,10 @@ available = len(data.y_train) - validation_count(data, TrainingConfig())
 linked, problems = job_from_query(st.query_params.to_dict(), available=available)
 limits = Limits() if who.requester().teacher else ui.training_queue().limits
 linked, capped = limits.clamp(linked)
-problems += capped
+if st.query_params.to_dict():
+    problems += capped
+elif capped:  # no link: the caps alone
+    st.info("Within the teacher's limits: " + "; ".join(capped) + ".", icon=":material/school:")
 if problems:
     ignored = "\n- ".join(markdown_literal(problem) for problem in problems)
     st.warning("Some settings of this link were changed or ignored:\n\n- " + ignored)

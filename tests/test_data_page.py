@@ -13,6 +13,7 @@ from streamlit.testing.v1 import AppTest
 from bench.browser import browser_missing
 from mnist_core.charts import class_count_bars, pixel_values
 from mnist_core.data import NUM_CLASSES, class_counts, indices_of, mean_images
+from mnist_core.text import as_read
 from tests.apptest import open_page, texts
 
 PER_PAGE = 40  # pages/data.py's page of digits
@@ -74,7 +75,7 @@ def data_page(monkeypatch, mnist_reference):
 
 def grid(app: AppTest) -> list[tuple[int, int]]:
     """(index, label) of each digit the browser's grid shows, from the captions "#12: 7"."""
-    captions = [image.proto.imgs[0].caption for image in app.get("image")]
+    captions = [as_read(image.proto.imgs[0].caption) for image in app.get("image")]  # as shown
     found = [re.fullmatch(r"#(\d+): (\d)", caption) for caption in captions]
     return [(int(match[1]), int(match[2])) for match in found if match]
 

@@ -359,5 +359,5 @@ def test_data_page_browses_a_drawings_set_by_digit_and_writer(drawings_dir):
 
 def image_captions(app) -> list[str]:
     """The captions of the digits browsed ("#index: label, writer")."""
-    captions = [image.proto.imgs[0].caption for image in app.get("image")]
+    captions = [as_read(image.proto.imgs[0].caption) for image in app.get("image")]  # as shown
     return [caption for caption in captions if caption.startswith("#")]
