@@ -15,7 +15,7 @@ import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
-from .class_drawings import KeepRefused, _write_whole, check_set_name
+from .class_drawings import KeepRefused, check_set_name, write_whole
 from .drawings import DrawingSet, DrawingsFolder
 from .registry import ModelEntry
 from .training_queue import Requester
@@ -178,4 +178,4 @@ def ranked(scores: list[Score]) -> list[Score]:
 
 def _save(folder: DrawingsFolder, challenge: Challenge) -> None:
     folder.root.mkdir(parents=True, exist_ok=True)
-    _write_whole(challenge_path(folder), json.dumps(asdict(challenge)))
+    write_whole(challenge_path(folder), json.dumps(asdict(challenge)))

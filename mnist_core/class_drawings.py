@@ -174,7 +174,7 @@ class ClassSet:
         )
         key = f"{int(now * 1000):013d}-{requester.owner}-{secrets.token_hex(4)}.json"
         self.path.mkdir(parents=True, exist_ok=True)
-        _write_whole(self.path / key, json.dumps(to_record(drawing)) + "\n")
+        write_whole(self.path / key, json.dumps(to_record(drawing)) + "\n")
         return replace(drawing, key=key)
 
     def _check_limits(self, requester: Requester, now: float) -> None:
@@ -216,7 +216,7 @@ class ClassSet:
         lines = (self.path / file).read_text(encoding="utf-8").splitlines(keepends=True)
         del lines[int(line) - 1]
         if any(text.strip() for text in lines):
-            _write_whole(self.path / file, "".join(lines))
+            write_whole(self.path / file, "".join(lines))
         else:
             (self.path / file).unlink()
 
@@ -255,7 +255,7 @@ class ClassSet:
             for d in incoming.drawings
         )
         self.path.mkdir(parents=True, exist_ok=True)
-        _write_whole(self.path / f"{int(time.time() * 1000):013d}-import.jsonl", lines)
+        write_whole(self.path / f"{int(time.time() * 1000):013d}-import.jsonl", lines)
         return total
 
 
@@ -300,7 +300,7 @@ def _count_lines(path: Path) -> int:
     return 0
 
 
-def _write_whole(path: Path, text: str) -> None:
+def write_whole(path: Path, text: str) -> None:
     """``text`` in ``path``, all of it or nothing: a temporary file, synced, renamed."""
     with tempfile.NamedTemporaryFile(
         "w", dir=path.parent, prefix=".", suffix=".tmp", delete=False, encoding="utf-8"
