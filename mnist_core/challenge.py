@@ -15,8 +15,9 @@ import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
-from .class_drawings import KeepRefused, check_set_name, write_whole
+from .class_drawings import KeepRefused, check_set_name
 from .drawings import DrawingSet, DrawingsFolder
+from .files import write_whole
 from .registry import ModelEntry
 from .training_queue import Requester
 

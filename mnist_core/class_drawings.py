@@ -17,7 +17,6 @@ import json
 import os
 import re
 import secrets
-import tempfile
 import time
 import unicodedata
 from collections.abc import Callable
@@ -38,6 +37,7 @@ from .drawings import (
     to_record,
     writer_split,
 )
+from .files import write_whole
 from .training_queue import Requester
 
 CLASS_SET = "class"  # the set the Draw page keeps into
@@ -298,23 +298,6 @@ def _count_lines(path: Path) -> int:
     with contextlib.suppress(OSError), path.open("rb") as lines:
         return sum(1 for line in lines if line.strip())
     return 0
-
-
-def write_whole(path: Path, text: str) -> None:
-    """``text`` in ``path``, all of it or nothing: a temporary file, synced, renamed."""
-    with tempfile.NamedTemporaryFile(
-        "w", dir=path.parent, prefix=".", suffix=".tmp", delete=False, encoding="utf-8"
-    ) as out:
-        try:
-            out.write(text)
-            out.flush()
-            os.fsync(out.fileno())
-            out.close()
-            os.replace(out.name, path)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(out.name)
-            raise
 
 
 def as_seen(

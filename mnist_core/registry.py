@@ -19,6 +19,7 @@ from pathlib import Path
 
 from .data import NUM_CLASSES, MnistData
 from .evaluation import evaluate
+from .files import write_whole
 from .models import INPUT_SHAPE
 from .protocol import CurvePoint
 
@@ -175,7 +176,7 @@ class ModelRegistry:
         try:
             model.save(tmp_model)
             os.replace(tmp_model, model_path)
-            _write_atomic(self.root / f"{name}.json", json.dumps(meta, indent=2))
+            write_whole(self.root / f"{name}.json", json.dumps(meta, indent=2), sync=False)
         except BaseException:  # a full or read-only disk: leave no part of this model behind
             for path in (tmp_model, model_path):
                 with contextlib.suppress(OSError):
@@ -207,7 +208,7 @@ class ModelRegistry:
             shutil.copy2(entry.model_path, tmp_model)
             os.replace(tmp_model, model_path)
         meta = {**entry.meta, "name": new_name}
-        _write_atomic(self.root / f"{new_name}.json", json.dumps(meta, indent=2))
+        write_whole(self.root / f"{new_name}.json", json.dumps(meta, indent=2), sync=False)
         (self.root / f"{entry.name}.json").unlink()
         entry.model_path.unlink()
         return ModelEntry(new_name, model_path, meta)
@@ -316,15 +317,3 @@ def _has_convolutions(model) -> bool:
         or (hasattr(layer, "layers") and _has_convolutions(layer))
         for layer in model.layers
     )
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    with tempfile.NamedTemporaryFile("w", dir=path.parent, suffix=".tmp", delete=False) as out:
-        try:
-            out.write(text)
-            out.close()
-            os.replace(out.name, path)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(out.name)
-            raise
