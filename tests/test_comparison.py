@@ -234,10 +234,10 @@ def test_a_crash_while_renaming_leaves_the_model_listed_and_whole(models, monkey
     registry = ModelRegistry(models)
     ann = registry.newest("ann")
 
-    def crash(path, text):
+    def crash(path, text, sync=True):
         raise OSError("disk full")
 
-    monkeypatch.setattr(registry_module, "_write_atomic", crash)
+    monkeypatch.setattr(registry_module, "write_whole", crash)
     with pytest.raises(OSError, match="disk full"):
         registry.rename(ann.name, "new")
     listed = {entry.name: entry for entry in registry.entries()}
