@@ -27,6 +27,8 @@ the local queue needs neither.
 from __future__ import annotations
 
 import json
+import threading
+import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, replace
@@ -34,8 +36,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit, urlunsplit
 
+from .files import write_whole
 from .jobs import TrainingJob
-from .protocol import RunState
+from .protocol import Event, RunState, decode_event
 from .training_queue import (
     ENDED_KEPT,
     REPEAT_REFUSAL,
@@ -59,6 +62,18 @@ if TYPE_CHECKING:
     import redis
 
 SCHEMES = ("redis", "rediss")
+CELERY_QUEUE = "mnist-training"  # the Celery queue (a Redis list) the workers consume
+TASK_NAME = "mnist_core.train_next"
+SCHEMA = 1  # the format of a run's jobs in Redis; a worker refuses runs of another
+# A run whose worker has not said it lives for this long goes back to the queue (and on
+# from its last epoch checkpoint on another worker); workers say so every few seconds.
+STALE_AFTER = 30.0
+PROGRESS_KEPT = 20_000  # events a run's progress stream keeps (a run sends ~4 a second)
+# Celery hands a message nobody acknowledged back after this long; the runs themselves go
+# back much sooner, by ``STALE_AFTER``, so a redelivered message is only a spare token.
+VISIBILITY_TIMEOUT = 3600
+FOLDER_MARKER = ".queue-folder"
+PREFIX = "mnist"  # every key's first part: another prefix is another queue on the same Redis
 CONNECT_TIMEOUT = 2.0  # seconds: a Redis that does not answer is said so, not waited for
 SOCKET_TIMEOUT = 5.0
 ENDED_EXPIRES = 24 * 3600  # seconds an ended run's hash is kept
@@ -71,10 +86,18 @@ local function runs(ids)
   for i, id in ipairs(ids) do out[i] = redis.call('HGETALL', ARGV[1] .. ':run:' .. id) end
   return out
 end
+local now = tonumber(redis.call('TIME')[1])
+local slots = 0
+local workers = redis.call('ZRANGEBYSCORE', ARGV[1] .. ':workers', now - tonumber(ARGV[2]), '+inf')
+for i, name in ipairs(workers) do
+  slots = slots + tonumber(redis.call('HGET', ARGV[1] .. ':worker_slots', name) or '0')
+end
 return {
   runs(redis.call('ZRANGE', ARGV[1] .. ':training', 0, -1)),
   runs(redis.call('ZRANGE', ARGV[1] .. ':waiting', 0, -1)),
   runs(redis.call('LRANGE', ARGV[1] .. ':ended', 0, -1)),
+  redis.call('HGETALL', ARGV[1] .. ':speed'),
+  slots,
 }
 """
 
@@ -114,6 +137,50 @@ def checked_url(url: str) -> str:
     return url
 
 
+def connect(url: str) -> redis.Redis:
+    """A client of the Redis at ``url`` (checked first) that gives up within seconds, not
+    minutes, when it does not answer, retrying a dropped connection twice at once."""
+    import redis
+    from redis.backoff import ExponentialBackoff
+    from redis.retry import Retry
+
+    try:
+        return redis.Redis.from_url(
+            checked_url(url),
+            decode_responses=True,
+            socket_connect_timeout=CONNECT_TIMEOUT,
+            socket_timeout=SOCKET_TIMEOUT,
+            retry=Retry(ExponentialBackoff(cap=0.5, base=0.05), 2),
+        )
+    except ValueError as error:
+        raise ValueError(f"{shown_url(url)!r}: {error}") from None
+
+
+def celery_app(url: str):
+    """The Celery application of the queue at ``url``: the replicas send with it, the
+    workers consume with it. Long jobs: one message per worker process at a time
+    (prefetch 1), acknowledged when it ends (late), handed back if its process dies."""
+    from celery import Celery
+
+    app = Celery("mnist_core", broker=checked_url(url), set_as_current=False)
+    app.conf.update(
+        task_default_queue=CELERY_QUEUE,
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        task_ignore_result=True,
+        worker_prefetch_multiplier=1,
+        worker_hijack_root_logger=False,
+        broker_connection_retry_on_startup=True,
+        broker_transport_options={"visibility_timeout": VISIBILITY_TIMEOUT},
+    )
+    return app
+
+
+def key_of(prefix: str, *parts: object) -> str:
+    """The Redis key ``PREFIX:PART:PART...`` (the layout is in the module's docstring)."""
+    return ":".join([prefix, *map(str, parts)])
+
+
 class CeleryTrainingQueue:
     """The ``TrainingQueue`` of every replica on the Redis at ``url``.
 
@@ -129,36 +196,37 @@ class CeleryTrainingQueue:
         slots: int = 1,
         limits: Limits | None = None,
         typical_train_images: int = 55_000,
-        prefix: str = "mnist",
+        prefix: str = PREFIX,
     ):
         import redis
-        from redis.backoff import ExponentialBackoff
-        from redis.retry import Retry
 
         self.url = checked_url(url)
         self.models_root = Path(models_root)
-        self.storage_error: str | None = None
         self.slots = slots
         self._prefix = prefix
         self._typical_images = typical_train_images
         self._speed = dict(TYPICAL_SPEED)
         self._errors = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
         self._watch_error = redis.exceptions.WatchError
-        try:
-            self._redis: redis.Redis = redis.Redis.from_url(
-                url,
-                decode_responses=True,
-                socket_connect_timeout=CONNECT_TIMEOUT,
-                socket_timeout=SOCKET_TIMEOUT,
-                retry=Retry(ExponentialBackoff(cap=0.5, base=0.05), 2),
-            )
-        except ValueError as error:
-            raise ValueError(f"{shown_url(url)!r}: {error}") from None
+        self._connection_error: str | None = None
+        self._setup_problems: list[str] = []
+        self._celery = None
+        self._progress: dict[int, tuple[str, RunState]] = {}  # run id -> (last event read, state)
+        self._progress_lock = threading.Lock()
+        self._redis = connect(url)
         with self._talking():
             self._redis.ping()
             self._snapshot = self._redis.register_script(SNAPSHOT_SCRIPT)
             if limits is not None:
                 self._redis.set(self._key("limits"), json.dumps(asdict(limits)), nx=True)
+            if problem := shared_folder_problem(self._redis, prefix, self.models_root):
+                self._setup_problems.append(problem)
+
+    @property
+    def storage_error(self) -> str | None:
+        """Why the queue cannot work as it should now, for the pages: its Redis does not
+        answer, or this server's models folder is not the one the workers share."""
+        return self._connection_error or "; ".join(self._setup_problems) or None
 
     # --- the interface ----------------------------------------------------------------
 
@@ -200,6 +268,7 @@ class CeleryTrainingQueue:
                                 "first": 0,
                                 "status": "queued",
                                 "message": RunState.begin(ready).message,
+                                "schema": SCHEMA,
                             },
                         )
                         pipe.zadd(self._key("waiting"), {run_id: run_id})
@@ -214,6 +283,7 @@ class CeleryTrainingQueue:
                         break
                     except self._watch_error:
                         continue  # another replica changed this browser's keys: again
+        self._send_token()
         return TrainingRun(run_id, owner, ready, now)
 
     def cancel(self, run_id: int, requester: Requester) -> None:
@@ -276,14 +346,57 @@ class CeleryTrainingQueue:
 
     def snapshot(self) -> QueueSnapshot:
         with self._talking():
-            training, waiting, ended = self._snapshot(args=[self._prefix])
-        training = tuple(_run(fields) for fields in training if fields)
-        ended = tuple(_run(fields) for fields in ended if fields)
+            training, waiting, ended, speed, slots = self._snapshot(
+                args=[self._prefix, STALE_AFTER]
+            )
+            for kind, images_per_s in zip(speed[::2], speed[1::2], strict=True):
+                self._speed[kind] = float(images_per_s)
+            training = self._with_progress([_run(fields) for fields in training if fields])
+            ended = self._with_progress([_run(fields) for fields in ended if fields])
         ends_in = [self._remaining(run) for run in training]
         waiting = waiting_in_order(
-            [_run(fields) for fields in waiting if fields], ends_in, self.slots, self._remaining
+            [_run(fields) for fields in waiting if fields],
+            ends_in,
+            int(slots) or self.slots,
+            self._remaining,
         )
-        return QueueSnapshot(training, waiting, ended, ())
+        self._forget_progress({run.id for run in (*training, *ended)})
+        return QueueSnapshot(tuple(training), waiting, tuple(ended), ())
+
+    def events(self, run_id: int, after: str = "0-0", wait: float = 1.0) -> list[tuple[str, Event]]:
+        """The run's events after the event ``after`` (ids as Redis gives them), waiting up
+        to ``wait`` seconds for one: how the command line follows a run."""
+        with self._talking():
+            read = self._redis.xread(
+                {self._key("progress", run_id): after}, block=int(wait * 1000) or None
+            )
+        return [
+            (event_id, decode_event(fields["event"])[1])
+            for _, events in read
+            for event_id, fields in events
+        ]
+
+    def run(self, run_id: int) -> TrainingRun | None:
+        """The run as its hash says (status, message, error; no curves), if Redis has it."""
+        with self._talking():
+            fields = self._redis.hgetall(self._key("run", run_id))
+        return _run([item for pair in fields.items() for item in pair]) if fields else None
+
+    def check_teacher_passphrase(self, digest: str | None) -> str | None:
+        """Why not, if another replica of this queue was started with another teacher's
+        passphrase (``digest``: a hash of it): a teacher's rights must mean the same
+        everywhere. The first replica's passphrase is the queue's."""
+        if digest is None:
+            return None
+        with self._talking():
+            self._redis.set(self._key("teacher"), digest, nx=True)
+            if self._redis.get(self._key("teacher")) == digest:
+                return None
+        return (
+            "this server's teacher passphrase is not the one the other servers of the "
+            f"training queue at {shown_url(self.url)} were started with: start every "
+            "server with the same MNIST_TEACHER_PASSPHRASE"
+        )
 
     def resumable_epochs(self, run: TrainingRun) -> int:
         return checkpoint_epochs(self.models_root, run)
@@ -297,7 +410,7 @@ class CeleryTrainingQueue:
     # --- in Redis -------------------------------------------------------------------------
 
     def _key(self, *parts: object) -> str:
-        return ":".join([self._prefix, *map(str, parts)])
+        return key_of(self._prefix, *parts)
 
     @contextmanager
     def _talking(self) -> Iterator[None]:
@@ -306,11 +419,11 @@ class CeleryTrainingQueue:
         try:
             yield
         except self._errors as error:
-            self.storage_error = (
+            self._connection_error = (
                 f"the training queue's Redis at {shown_url(self.url)} does not answer ({error})"
             )
-            raise QueueUnavailable(self.storage_error) from error
-        self.storage_error = None
+            raise QueueUnavailable(self._connection_error) from error
+        self._connection_error = None
 
     def _now(self, client: redis.Redis) -> float:
         seconds, microseconds = client.time()
@@ -349,6 +462,67 @@ class CeleryTrainingQueue:
 
     def _remaining(self, run: TrainingRun) -> float:
         return remaining_seconds(run, self._speed, self._typical_images)
+
+    def _send_token(self) -> None:
+        """One Celery message for one run to take: whichever worker receives it trains the
+        first waiting run (the order is the ``waiting`` set's, not the messages')."""
+        if self._celery is None:
+            self._celery = celery_app(self.url)
+        self._celery.send_task(TASK_NAME, queue=CELERY_QUEUE)
+
+    def _with_progress(self, runs: list[TrainingRun]) -> list[TrainingRun]:
+        """``runs`` (from their hashes) with their curves: each run's progress stream,
+        folded into its state, reading only the events this replica has not read yet. The
+        hash's status, message and error are the run's word on where it is; the worker
+        writes them with the stream's last event, so a run ended in its hash is read whole.
+        """
+        with self._progress_lock:
+            unread = {
+                self._key("progress", run.id): self._progress.get(run.id, ("0-0", None))[0]
+                for run in runs
+                if run.id not in self._progress or not self._progress[run.id][1].ended
+            }
+            read = dict(self._redis.xread(unread)) if unread else {}
+            for run in runs:
+                last, state = self._progress.get(run.id, ("0-0", RunState.begin(run.jobs)))
+                for event_id, fields in read.get(self._key("progress", run.id), ()):
+                    last, state = event_id, state.apply(decode_event(fields["event"])[1])
+                state = replace(
+                    state, status=run.state.status, message=run.state.message,
+                    error=run.state.error,
+                )  # fmt: skip
+                self._progress[run.id] = (last, state)
+                run.state = state
+        return runs
+
+    def _forget_progress(self, keep: set[int]) -> None:
+        """Drop what this replica folded of runs it no longer shows."""
+        with self._progress_lock:
+            for run_id in set(self._progress) - keep:
+                del self._progress[run_id]
+
+
+def shared_folder_problem(client: redis.Redis, prefix: str, models_root: Path) -> str | None:
+    """Why not, if ``models_root`` is not the models folder the queue's other servers and
+    workers share: each folder holds a marker (``.queue-folder``, made by the first to use
+    it) and the queue keeps the first one it met. ``None``: it is the same folder."""
+    marker = Path(models_root) / FOLDER_MARKER
+    try:
+        mine = marker.read_text().strip()
+    except FileNotFoundError:
+        mine = uuid.uuid4().hex
+        Path(models_root).mkdir(parents=True, exist_ok=True)
+        write_whole(marker, mine)
+    except OSError as error:
+        return f"the models folder {models_root} cannot be read ({error})"
+    client.set(key_of(prefix, "models_folder"), mine, nx=True)
+    if client.get(key_of(prefix, "models_folder")) == mine:
+        return None
+    return (
+        f"the models folder {models_root} is not the one the queue's other servers and "
+        "workers share (its marker differs): mount the shared folder there (or point "
+        "MNIST_MODELS_DIR at it), or models trained by one would be missing on another"
+    )
 
 
 def _encoded(jobs: Sequence[TrainingJob]) -> str:

@@ -8,23 +8,29 @@ so does ``drawings list``.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import getpass
 import json
 import signal
+import socket
 import sys
 import warnings
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
+from .celery_queue import PREFIX, QueueUnavailable, checked_url, shown_url
 from .class_drawings import ClassSet, as_seen, export_jsonl, export_npz
 from .data import DataError, load_mnist
 from .drawings import DrawingsFolder, seen_by_networks
 from .evaluation import evaluate, evaluate_inputs
 from .experiments import PRESETS, experiment_tag, prepared
 from .models import CONFIGS, OPTIMIZERS
-from .protocol import Event, Progressed, StatusChanged
+from .protocol import Event, ModelSaved, Progressed, RunFailed, RunFinished, StatusChanged
 from .registry import ModelLoadError, ModelRegistry
+from .training_queue import QueueRefused
 
 
 class _Parser(argparse.ArgumentParser):
@@ -46,6 +52,9 @@ def main(argv: list[str] | None = None) -> int:
     train.add_argument("--data", help="mnist.npz, a folder of idx files, or 'sample'")
     train.add_argument("--models-dir", help="default: $MNIST_MODELS_DIR or ./models")
     train.add_argument("--name", help="model name (default: KIND-DATE-TIME)")
+    train.add_argument(
+        "--queue", help="redis://HOST:PORT/DB: train on the school's workers, in the queue's order"
+    )
     _drawings_options(train, "also learn from this drawings set (see `drawings list`)")
     train.add_argument(
         "--drawings-weight",
@@ -73,6 +82,18 @@ def main(argv: list[str] | None = None) -> int:
     sweep.add_argument("--train-size", type=int, help="train each on N images, balanced")
     sweep.add_argument("--data", help="mnist.npz, a folder of idx files, or 'sample'")
     sweep.add_argument("--models-dir", help="default: $MNIST_MODELS_DIR or ./models")
+    worker = commands.add_parser(
+        "worker", help="train the runs of a school's queue (a Celery worker on Redis)"
+    )
+    worker.add_argument("--queue", required=True, help="redis://HOST:PORT/DB")
+    worker.add_argument("--slots", type=int, default=1, help="runs trained at once (default 1)")
+    worker.add_argument(
+        "--models-dir", help="the shared models folder (default: $MNIST_MODELS_DIR or ./models)"
+    )
+    worker.add_argument(
+        "--drawings-dir", help="the shared drawings folder, if not the replicas' path"
+    )
+    worker.add_argument("--data", help="this worker's MNIST, if not where the replicas found it")
     listing = commands.add_parser("list", help="list saved models, newest first")
     listing.add_argument("--models-dir")
     drawings = commands.add_parser("drawings", help="the drawings sets: list, import, export")
@@ -94,11 +115,12 @@ def main(argv: list[str] | None = None) -> int:
         "sweep": _sweep,
         "list": _list,
         "drawings": _drawings,
+        "worker": _worker,
     }
     command = commands[args.command]
     try:
         return command(args)
-    except (DataError, ValueError, ModelLoadError) as error:
+    except (DataError, ValueError, ModelLoadError, QueueRefused, QueueUnavailable) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
 
@@ -125,6 +147,8 @@ def _train(args) -> int:
         drawings_weight=args.drawings_weight,
         drawings_dir=args.drawings_dir,
     )
+    if args.queue:
+        return _run_queued(replace(job, data_path=args.data), args.queue)
     return _run_job(job, args.data)
 
 
@@ -168,8 +192,74 @@ def _run_job(job, data_reference: str | None) -> int:
 
     stop = _stop_on_first_ctrl_c()
     entry = train(job, data, on_event=_progress_bar, should_stop=stop)
-    meta = entry.meta
     print(file=sys.stderr)
+    _print_result(entry)
+    return 0
+
+
+def _run_queued(job, url: str) -> int:
+    """Queue ``job`` on the school's queue at ``url``, follow it with the same progress bar
+    and print the same last line; the first Ctrl-C stops it as the page's Stop does."""
+    from .celery_queue import CeleryTrainingQueue
+    from .training_queue import Requester
+
+    job.check()
+    registry = ModelRegistry(job.models_dir)
+    queue = CeleryTrainingQueue(url, registry.root)
+    if queue.storage_error:
+        print(f"warning: {queue.storage_error}", file=sys.stderr)
+    me = Requester(f"cli-{getpass.getuser()}@{socket.gethostname()}")
+    run = queue.submit([job], me)
+    print(f"queued as run {run.id} on {shown_url(url)}", file=sys.stderr)
+    stop, stopping, after, said, saved = _stop_on_first_ctrl_c(), False, "0-0", "", []
+    while True:
+        if stop() and not stopping:
+            stopping = True
+            with contextlib.suppress(QueueRefused):  # it ended meanwhile
+                queue.cancel(run.id, me)
+        for event_id, event in queue.events(run.id, after):
+            after = event_id
+            _progress_bar(event)
+            if isinstance(event, ModelSaved):
+                saved.append(event.model.name)
+            elif isinstance(event, RunFailed):
+                print(f"\nerror: {event.message}", file=sys.stderr)
+                return 1
+            elif isinstance(event, RunFinished):
+                print(file=sys.stderr)
+                _print_result(registry.get(saved[-1]))
+                return 0
+        now = queue.run(run.id)
+        if now is None or now.state.status == "cancelled":
+            print("\ncancelled before it started", file=sys.stderr)
+            return 1
+        if now.state.waiting and (waiting := queue.snapshot().waiting_of(run.id)):
+            words = f"waiting: number {waiting.position}, starts in about {waiting.starts_in:.0f} s"
+            if words != said:
+                print(f"\r{words}", end="", file=sys.stderr, flush=True)
+                said = words
+
+
+def _worker(args) -> int:
+    from .celery_worker import WorkerSettings, node_name, run_worker
+
+    if args.slots < 1:
+        raise ValueError(f"--slots {args.slots}: a worker trains at least one run at a time")
+    settings = WorkerSettings(
+        url=checked_url(args.queue),
+        prefix=PREFIX,
+        slots=args.slots,
+        node=node_name(),
+        models_dir=args.models_dir,
+        drawings_dir=args.drawings_dir,
+        data=args.data,
+    )
+    return run_worker(settings)
+
+
+def _print_result(entry) -> None:
+    """The last line of ``train`` and ``finetune``: the model saved, as one JSON object."""
+    meta = entry.meta
     facts = {}
     if drawn := meta.get("drawings"):
         facts = {
@@ -191,13 +281,12 @@ def _run_job(job, data_reference: str | None) -> int:
                 "stopped": meta["stopped"],
                 "params": meta["params"],
                 "train_images": meta["data"]["train_images"],
-                "data": data.origin,
+                "data": meta["data"]["origin"],
                 **({"parent": meta["parent"]} if meta.get("parent") else {}),
                 **facts,
             }
         )
     )
-    return 0
 
 
 def _drawings(args) -> int:

@@ -153,8 +153,7 @@ def main() -> None:
     # Below the web server where the kernel ranks processes, not sessions (macOS, or a server
     # run as a service): when thirty browsers draw, their predictions come first.
     os.nice(WORKER_NICENESS)
-    from . import training  # imports TensorFlow now, so that Start does not wait for it
-
+    warm_up()
     if threads := os.environ.get(THREADS_VARIABLE):
         import tensorflow as tf
 
@@ -164,7 +163,7 @@ def main() -> None:
     stop_asked: set[int] = set()
     threading.Thread(target=_read_requests, args=(runs, stop_asked), daemon=True).start()
     send_lock = threading.Lock()
-    datasets = {}
+    datasets: dict = {}
     while True:
         request = runs.get()
 
@@ -175,29 +174,55 @@ def main() -> None:
         def should_stop(run_id: int = request.run_id) -> bool:
             return run_id in stop_asked
 
-        try:
-            for index in range(request.first, len(request.jobs)):
-                job = request.jobs[index]
-                if should_stop():
-                    break
-                send(JobStarted(index))
-                send(StatusChanged("loading MNIST"))
-                if job.data_path not in datasets:
-                    datasets[job.data_path] = load_mnist(job.data_path)
-                base = checkpoint_base(ModelRegistry(job.models_dir).root, request.run_id, index)
-                checkpoint = training.Checkpoint(base)
-                entry = training.train(
-                    job, datasets[job.data_path], send, should_stop, checkpoint=checkpoint
-                )
-                send(ModelSaved(index, SavedModel.from_meta(entry.meta)))
-            send(RunFinished(stopped=should_stop()))
-        except training.TrainingDiverged as error:
-            send(RunFailed(f"Training stopped: {error}"))
-        except OSError as error:  # the models folder: read-only, full, gone
-            send(RunFailed(f"The model could not be saved: {error}. Models saved before are kept."))
-        except Exception as error:  # reported to the page, never swallowed
-            traceback.print_exc()
-            send(RunFailed(f"{type(error).__name__}: {error}"))
+        train_request(request, send, should_stop, datasets)
+
+
+def warm_up() -> None:
+    """Import TensorFlow and the training code now, so that a Start does not wait for it."""
+    from . import training  # noqa: F401
+
+
+class HandedBack(Exception):  # noqa: N818 - not an error: the run goes back to the queue
+    """Raised by ``should_stop`` when the run must go back to the queue unsaved (its
+    worker shuts down): it resumes elsewhere from its last epoch checkpoint."""
+
+
+def train_request(
+    request: TrainRequest,
+    send: Callable[[Event], None],
+    should_stop: Callable[[], bool],
+    datasets: dict,
+) -> None:
+    """Train the request's jobs from ``request.first`` on, reporting every event to
+    ``send`` and, last, ``RunFinished`` or ``RunFailed``; ``datasets`` keeps the data sets
+    loaded between runs. Both kinds of worker (this process, a Celery worker) train so."""
+    from . import training
+
+    try:
+        for index in range(request.first, len(request.jobs)):
+            job = request.jobs[index]
+            if should_stop():
+                break
+            send(JobStarted(index))
+            send(StatusChanged("loading MNIST"))
+            if job.data_path not in datasets:
+                datasets[job.data_path] = load_mnist(job.data_path)
+            base = checkpoint_base(ModelRegistry(job.models_dir).root, request.run_id, index)
+            checkpoint = training.Checkpoint(base)
+            entry = training.train(
+                job, datasets[job.data_path], send, should_stop, checkpoint=checkpoint
+            )
+            send(ModelSaved(index, SavedModel.from_meta(entry.meta)))
+        send(RunFinished(stopped=should_stop()))
+    except HandedBack:
+        raise
+    except training.TrainingDiverged as error:
+        send(RunFailed(f"Training stopped: {error}"))
+    except OSError as error:  # the models folder: read-only, full, gone
+        send(RunFailed(f"The model could not be saved: {error}. Models saved before are kept."))
+    except Exception as error:  # reported to the page, never swallowed
+        traceback.print_exc()
+        send(RunFailed(f"{type(error).__name__}: {error}"))
 
 
 def _read_requests(runs: queue.Queue, stop_asked: set[int]) -> None:
