@@ -10,7 +10,11 @@ from classroom import queue_views, who
 
 st.set_page_config(page_title="MNIST live: ANN vs CNN", page_icon=":material/draw:", layout="wide")
 ui.keep_keras_state_between_runs()  # served models stay fast: Streamlit would reset Keras
-ui.training_queue().start_workers()  # TensorFlow loads in the workers now, not at first Start
+try:
+    ui.training_queue().start_workers()  # TensorFlow loads in the workers now, not at Start
+except ValueError as error:  # MNIST_QUEUE names no queue this app can use
+    st.error(f"The training queue is set wrong: {ui.markdown_literal(error)}.")
+    st.stop()
 who.remember_this_browser()  # its runs and models stay its own across reconnects and restarts
 
 

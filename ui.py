@@ -9,6 +9,8 @@ Resources cached with ``st.cache_resource`` are shared by every session of the s
 from __future__ import annotations
 
 import gc
+import hashlib
+import os
 import warnings
 from collections.abc import Callable
 
@@ -18,6 +20,7 @@ from streamlit.runtime.pages_manager import PagesManager
 from streamlit.runtime.scriptrunner import script_runner
 
 from classroom import who
+from mnist_core.celery_queue import CeleryTrainingQueue, QueueUnavailable
 from mnist_core.challenge import hidden_writers, without_writers
 from mnist_core.charts import (
     image_strip,
@@ -51,6 +54,7 @@ from mnist_core.text import markdown_literal
 from mnist_core.training_queue import (
     LocalTrainingQueue,
     QueueRefused,
+    QueueSnapshot,
     TrainingQueue,
     TrainingRun,
     default_slots,
@@ -112,13 +116,37 @@ def mnist() -> MnistData:
         st.stop()
 
 
+QUEUE_VARIABLE = "MNIST_QUEUE"  # "local" (the default) or redis://HOST:PORT/DB: a school's
+
+
 @st.cache_resource
 def training_queue() -> TrainingQueue:
-    """The server's one training queue, shared by every session (app.py starts its
-    worker processes)."""
-    return LocalTrainingQueue(
-        registry().root, default_slots(), typical_train_images=len(_load_data().y_train)
+    """The server's one training queue, shared by every session: this machine's worker
+    processes (app.py starts them), or with ``MNIST_QUEUE=redis://...`` the school's queue
+    that every replica shares. A wrong setting is a ``ValueError`` naming it; a Redis that
+    does not answer is said on the pages that train, while drawing and evaluating go on."""
+    setting = os.environ.get(QUEUE_VARIABLE, "local").strip() or "local"
+    images = len(_load_data().y_train)
+    if setting == "local":
+        return LocalTrainingQueue(registry().root, default_slots(), typical_train_images=images)
+    passphrase = who.teacher_passphrase()
+    return CeleryTrainingQueue(
+        setting,
+        registry().root,
+        default_slots(),
+        typical_train_images=images,
+        teacher_digest=hashlib.sha256(passphrase.encode()).hexdigest() if passphrase else None,
+        require_answer=False,
     )
+
+
+def queue_snapshot() -> QueueSnapshot:
+    """The queue now; empty while its Redis does not answer (the pages say why, from
+    ``storage_error``)."""
+    try:
+        return training_queue().snapshot()
+    except QueueUnavailable:
+        return QueueSnapshot((), (), (), ())
 
 
 def registry() -> ModelRegistry:
@@ -384,7 +412,7 @@ def start_training(jobs: list[TrainingJob]) -> TrainingRun | None:
     except ValueError as error:  # a job the caps made impossible (a batch above the images)
         st.error(f"Cannot start: {markdown_literal(error)}.")
         return None
-    if waiting := queue.snapshot().waiting_of(run.id):
+    if waiting := queue_snapshot().waiting_of(run.id):
         st.toast(
             f"Queued: number {waiting.position}, starts in about {duration(waiting.starts_in)}.",
             icon=":material/hourglass_top:",
@@ -402,7 +430,7 @@ def duration(seconds: float) -> str:
 def watched_run() -> TrainingRun | None:
     """The run this browser watches: its own while it waits or trains, else the one
     training now, else its own last one."""
-    snapshot = training_queue().snapshot()
+    snapshot = queue_snapshot()
     mine = snapshot.latest_of(who.requester().owner)
     if mine is not None and not mine.state.ended:
         return mine
@@ -422,7 +450,7 @@ def poll_training(
     A fragment's polling rate is fixed when the page runs, so the whole page reruns when
     the watched run changes or ends (a finished run also brings new models to list).
     """
-    snapshot = training_queue().snapshot()
+    snapshot = queue_snapshot()
     runs = [*snapshot.training, *(waiting.run for waiting in snapshot.waiting)]
     if own_runs_only:
         runs = [run for run in runs if run.owner == who.requester().owner]

@@ -26,6 +26,7 @@ from mnist_core.drawings import DrawingSet
 from mnist_core.evaluation import evaluate_inputs
 from mnist_core.registry import ModelEntry
 from mnist_core.text import markdown_literal
+from mnist_core.training_queue import QueueRefused
 
 
 def challenge() -> Challenge | None:
@@ -184,14 +185,22 @@ def teacher_form(one: Challenge | None) -> None:
                 return
             queue = ui.training_queue()  # students' runs are held to the caps as they start
             limits = queue.limits
-            queue.set_limits(
-                replace(
-                    limits,
-                    max_seconds=caps.max_seconds or limits.max_seconds,
-                    max_train_size=caps.max_train_images or limits.max_train_size,
-                ),
-                me,
-            )
+            try:
+                queue.set_limits(
+                    replace(
+                        limits,
+                        max_seconds=caps.max_seconds or limits.max_seconds,
+                        max_train_size=caps.max_train_images or limits.max_train_size,
+                    ),
+                    me,
+                )
+            except QueueRefused as error:
+                st.warning(
+                    "The challenge is open, but the training queue did not take its caps "
+                    f"({markdown_literal(error)}): models beyond them are not ranked.",
+                    icon=":material/cloud_off:",
+                )
+                return
             st.rerun()
 
 

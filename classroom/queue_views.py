@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import hmac
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 
 import streamlit as st
@@ -53,7 +55,7 @@ def whose(run: TrainingRun) -> str:
 def no_run_yet() -> str:
     """What is true when this browser has no run to watch and nothing trains."""
     me = who.requester()
-    if any(run.owner == me.owner for run in ui.training_queue().snapshot().interrupted):
+    if any(run.owner == me.owner for run in ui.queue_snapshot().interrupted):
         return "Your run was cut short when the server stopped: resume it above, or start anew."
     saved = ui.registry().count()
     if not saved:
@@ -74,7 +76,7 @@ def run_status(run: TrainingRun | None) -> None:
     state = run.state
     st.subheader(f"{whose(run)} run, {markdown_literal(run.label)}: {state.status}")
     if state.waiting:
-        waiting = ui.training_queue().snapshot().waiting_of(run.id)
+        waiting = ui.queue_snapshot().waiting_of(run.id)
         if waiting is not None:
             st.info(
                 f"Waiting in the queue: number {waiting.position}, starts in about "
@@ -106,14 +108,9 @@ def queue_board(watched: TrainingRun | None = None) -> None:
     """Every run training or waiting, in order, with Stop or Cancel for its owner and the
     teacher (but for ``watched``, whose own status shows them); the queue is the same for
     every browser."""
-    queue = ui.training_queue()
-    if queue.storage_error:
-        st.warning(
-            f"{markdown_literal(queue.storage_error)}. Training goes on, but a server restart "
-            "would not find these runs.",
-            icon=":material/save:",
-        )
-    snapshot = queue.snapshot()
+    snapshot = ui.queue_snapshot()
+    if problem := ui.training_queue().storage_error:
+        st.warning(f"{markdown_literal(problem)}.", icon=":material/save:")
     if not (snapshot.training or snapshot.waiting):
         st.caption("The training queue is empty: a Start trains at once.")
         return
@@ -143,7 +140,7 @@ def interrupted_runs() -> None:
     """Runs a server restart cut short that this browser (or the teacher) may resume
     from their last epoch checkpoint or discard."""
     queue, me = ui.training_queue(), who.requester()
-    runs = [run for run in queue.snapshot().interrupted if me.may_act_on(run.owner)]
+    runs = [run for run in ui.queue_snapshot().interrupted if me.may_act_on(run.owner)]
     with st.container():  # one element however many: the pollers below keep their place
         for run in runs:
             _interrupted_run(queue, me, run)
@@ -174,6 +171,15 @@ def _interrupted_run(queue: TrainingQueue, me: Requester, run: TrainingRun) -> N
         if discard.button("Discard it", key=f"discard-{run.id}"):
             queue.discard(run.id, me)
             st.rerun()
+
+
+@contextmanager
+def said_if_refused() -> Iterator[None]:
+    """A request the queue cannot take now (its Redis away, say) said on the page."""
+    try:
+        yield
+    except QueueRefused as error:
+        st.warning(f"{markdown_literal(error)}.", icon=":material/cloud_off:")
 
 
 def teacher_controls() -> None:
@@ -212,10 +218,11 @@ def _teacher_panel() -> None:
     queue, me = ui.training_queue(), who.requester()
     st.success("Teacher controls on.", icon=":material/school:")
     st.fragment(run_every=2.0)(queue_board)()  # live, whatever page the teacher is on
-    waiting = len(queue.snapshot().waiting)
+    waiting = len(ui.queue_snapshot().waiting)
     if st.button(f"Clear the queue ({waiting} waiting)", disabled=not waiting):
-        queue.clear(me)
-        st.rerun()
+        with said_if_refused():
+            queue.clear(me)
+            st.rerun()
     limits = queue.limits
     with st.form("caps", border=False):
         seconds = st.number_input(
@@ -229,10 +236,12 @@ def _teacher_panel() -> None:
             step=1000,
         )
         if st.form_submit_button("Apply the limits"):
-            queue.set_limits(
-                replace(limits, max_seconds=seconds or None, max_train_size=images or None), me
-            )
-            st.rerun()
+            with said_if_refused():
+                changed = replace(
+                    limits, max_seconds=seconds or None, max_train_size=images or None
+                )
+                queue.set_limits(changed, me)
+                st.rerun()
     st.caption("You may rename or delete any model on the Models page.")
     if st.button("Lock the teacher controls", icon=":material/lock:"):
         who.lock_teacher()

@@ -26,8 +26,10 @@ the local queue needs neither.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
+import time
 import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -67,7 +69,7 @@ TASK_NAME = "mnist_core.train_next"
 SCHEMA = 1  # the format of a run's jobs in Redis; a worker refuses runs of another
 # A run whose worker has not said it lives for this long goes back to the queue (and on
 # from its last epoch checkpoint on another worker); workers say so every few seconds.
-STALE_AFTER = 30.0
+STALE_AFTER = 20.0
 PROGRESS_KEPT = 20_000  # events a run's progress stream keeps (a run sends ~4 a second)
 # Celery hands a message nobody acknowledged back after this long; the runs themselves go
 # back much sooner, by ``STALE_AFTER``, so a redelivered message is only a spare token.
@@ -76,6 +78,7 @@ FOLDER_MARKER = ".queue-folder"
 PREFIX = "mnist"  # every key's first part: another prefix is another queue on the same Redis
 CONNECT_TIMEOUT = 2.0  # seconds: a Redis that does not answer is said so, not waited for
 SOCKET_TIMEOUT = 5.0
+RETRY_AFTER = 3.0  # seconds a Redis that timed out is not asked again (pages poll often)
 ENDED_EXPIRES = 24 * 3600  # seconds an ended run's hash is kept
 NOT_ENDED = ("queued", "starting", "training")
 
@@ -102,7 +105,7 @@ return {
 """
 
 
-class QueueUnavailable(RuntimeError):
+class QueueUnavailable(QueueRefused):
     """The queue's Redis does not answer; the message names its URL (without a password)."""
 
 
@@ -171,6 +174,8 @@ def celery_app(url: str):
         worker_prefetch_multiplier=1,
         worker_hijack_root_logger=False,
         broker_connection_retry_on_startup=True,
+        # Redis lost mid-run: the run goes on and its events wait (celery_worker.py).
+        worker_cancel_long_running_tasks_on_connection_loss=False,
         broker_transport_options={"visibility_timeout": VISIBILITY_TIMEOUT},
     )
     return app
@@ -197,6 +202,8 @@ class CeleryTrainingQueue:
         limits: Limits | None = None,
         typical_train_images: int = 55_000,
         prefix: str = PREFIX,
+        teacher_digest: str | None = None,
+        require_answer: bool = True,
     ):
         import redis
 
@@ -208,19 +215,41 @@ class CeleryTrainingQueue:
         self._speed = dict(TYPICAL_SPEED)
         self._errors = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
         self._watch_error = redis.exceptions.WatchError
+        self._timeout = redis.exceptions.TimeoutError
         self._connection_error: str | None = None
+        self._quiet_until = 0.0
         self._setup_problems: list[str] = []
         self._celery = None
         self._progress: dict[int, tuple[str, RunState]] = {}  # run id -> (last event read, state)
         self._progress_lock = threading.Lock()
+        self._start_limits, self._teacher_digest = limits, teacher_digest
+        self._joined = False
+        self._last_limits = limits or Limits()
         self._redis = connect(url)
-        with self._talking():
-            self._redis.ping()
-            self._snapshot = self._redis.register_script(SNAPSHOT_SCRIPT)
-            if limits is not None:
-                self._redis.set(self._key("limits"), json.dumps(asdict(limits)), nx=True)
-            if problem := shared_folder_problem(self._redis, prefix, self.models_root):
-                self._setup_problems.append(problem)
+        self._snapshot = self._redis.register_script(SNAPSHOT_SCRIPT)
+        try:
+            with self._talking():
+                self._redis.ping()
+        except QueueUnavailable:
+            if require_answer:
+                raise
+
+    def _join(self) -> None:
+        """Once Redis first answers: this server's limits if the queue has none, and the
+        checks that it belongs with the others (the same models folder and passphrase)."""
+        if self._start_limits is not None:
+            self._redis.set(self._key("limits"), json.dumps(asdict(self._start_limits)), nx=True)
+        problems = [shared_folder_problem(self._redis, self._prefix, self.models_root)]
+        if self._teacher_digest is not None:
+            self._redis.set(self._key("teacher"), self._teacher_digest, nx=True)
+            if self._redis.get(self._key("teacher")) != self._teacher_digest:
+                problems.append(
+                    "this server's teacher passphrase is not the one the other servers of "
+                    f"the training queue at {shown_url(self.url)} were started with: start "
+                    "every server with the same MNIST_TEACHER_PASSPHRASE"
+                )
+        self._setup_problems = [problem for problem in problems if problem]
+        self._joined = True
 
     @property
     def storage_error(self) -> str | None:
@@ -233,9 +262,10 @@ class CeleryTrainingQueue:
     @property
     def limits(self) -> Limits:
         """The rules and caps every replica applies (``Limits()`` until the teacher sets
-        some)."""
-        with self._talking():
-            return self._read_limits(self._redis)
+        some; the last ones read while Redis does not answer)."""
+        with contextlib.suppress(QueueUnavailable), self._talking():
+            self._last_limits = self._read_limits(self._redis)
+        return self._last_limits
 
     def submit(self, jobs: Sequence[TrainingJob], requester: Requester) -> TrainingRun:
         if not jobs:
@@ -382,22 +412,6 @@ class CeleryTrainingQueue:
             fields = self._redis.hgetall(self._key("run", run_id))
         return _run([item for pair in fields.items() for item in pair]) if fields else None
 
-    def check_teacher_passphrase(self, digest: str | None) -> str | None:
-        """Why not, if another replica of this queue was started with another teacher's
-        passphrase (``digest``: a hash of it): a teacher's rights must mean the same
-        everywhere. The first replica's passphrase is the queue's."""
-        if digest is None:
-            return None
-        with self._talking():
-            self._redis.set(self._key("teacher"), digest, nx=True)
-            if self._redis.get(self._key("teacher")) == digest:
-                return None
-        return (
-            "this server's teacher passphrase is not the one the other servers of the "
-            f"training queue at {shown_url(self.url)} were started with: start every "
-            "server with the same MNIST_TEACHER_PASSPHRASE"
-        )
-
     def resumable_epochs(self, run: TrainingRun) -> int:
         return checkpoint_epochs(self.models_root, run)
 
@@ -416,12 +430,18 @@ class CeleryTrainingQueue:
     def _talking(self) -> Iterator[None]:
         """Redis's connection errors as ``QueueUnavailable``, naming the URL; kept in
         ``storage_error`` until the next request that gets through."""
+        if self._connection_error and time.monotonic() < self._quiet_until:
+            raise QueueUnavailable(self._connection_error)  # every poll need not wait for it
         try:
+            if not self._joined:
+                self._join()
             yield
         except self._errors as error:
             self._connection_error = (
                 f"the training queue's Redis at {shown_url(self.url)} does not answer ({error})"
             )
+            if isinstance(error, self._timeout):  # a host that does not answer, not refuses
+                self._quiet_until = time.monotonic() + RETRY_AFTER
             raise QueueUnavailable(self._connection_error) from error
         self._connection_error = None
 

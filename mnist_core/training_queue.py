@@ -552,7 +552,10 @@ class LocalTrainingQueue:
             os.replace(temporary, path)
             self.storage_error = None
         except OSError as error:
-            self.storage_error = f"the queue cannot be saved in {self.models_root}: {error}"
+            self.storage_error = (
+                f"the queue cannot be saved in {self.models_root}: {error}. Training goes on, "
+                "but a server restart would not find these runs"
+            )
 
     def _load(self) -> None:
         """Runs the last server left unfinished become interrupted: offered to resume."""
