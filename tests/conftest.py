@@ -12,6 +12,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -21,6 +22,7 @@ from bench.browser import browser_missing, chromium, new_page, running_app
 from mnist_core.data import MnistData, load_mnist, stratified_subset
 
 # Read once, at import: the tests of the loader unset MNIST_DATA.
+ROOT = Path(__file__).resolve().parents[1]
 MNIST_REFERENCE = os.environ.get("MNIST_DATA") or "sample"
 
 
@@ -184,6 +186,33 @@ class RedisServer:
             self.process.send_signal(sig)
             self.process.wait(timeout=10)
         self.process = None
+
+
+class CeleryWorker:
+    """``python -m mnist_core worker`` in a process group of its own (its Celery processes
+    with it), as a school starts one; its output in ``log``."""
+
+    def __init__(self, url: str, models: Path, log: Path, env: dict | None = None):
+        self.log = log
+        env = {**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}
+        command = [sys.executable, "-m", "mnist_core", "worker", "--queue", url]
+        self.process = subprocess.Popen(
+            [*command, "--models-dir", str(models)],
+            cwd=ROOT,
+            env=env,
+            stdout=log.open("w"),
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        self.node = f"mnist-{os.uname().nodename}-{self.process.pid}"
+
+    def signal(self, sig: int) -> None:
+        os.killpg(self.process.pid, sig)
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.signal(signal.SIGKILL)
+            self.process.wait(timeout=30)
 
 
 @pytest.fixture(scope="session")

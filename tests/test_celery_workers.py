@@ -6,7 +6,6 @@ Ctrl-C, their runs resumed on the other from the last epoch checkpoint; workers 
 with why."""
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -23,7 +22,7 @@ from mnist_core.models import AnnConfig
 from mnist_core.protocol import StatusChanged, checkpoint_base
 from mnist_core.registry import ModelRegistry
 from mnist_core.training_queue import Requester
-from tests.conftest import RedisServer
+from tests.conftest import CeleryWorker, RedisServer
 
 ROOT = Path(__file__).resolve().parents[1]
 ALICE, BOB = Requester("alice"), Requester("bob")
@@ -40,33 +39,6 @@ def wait_for(condition, timeout=120.0, every=0.1):
     return value
 
 
-class Worker:
-    """``python -m mnist_core worker`` in a process group of its own (its Celery processes
-    with it), as a school starts one; its output in ``log``."""
-
-    def __init__(self, url: str, models: Path, log: Path):
-        self.log = log
-        env = {**os.environ, "PYTHONPATH": str(ROOT)}
-        command = [sys.executable, "-m", "mnist_core", "worker", "--queue", url]
-        self.process = subprocess.Popen(
-            [*command, "--models-dir", str(models)],
-            cwd=ROOT,
-            env=env,
-            stdout=log.open("w"),
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        self.node = f"mnist-{os.uname().nodename}-{self.process.pid}"
-
-    def signal(self, sig: int) -> None:
-        os.killpg(self.process.pid, sig)
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.signal(signal.SIGKILL)
-            self.process.wait(timeout=30)
-
-
 @pytest.fixture(scope="module")
 def school(tmp_path_factory):
     """A Redis, two workers on one models folder, two replicas: what a school runs."""
@@ -79,7 +51,7 @@ def school(tmp_path_factory):
     redis_server.start()
     models = base / "models"
     replicas = [CeleryTrainingQueue(redis_server.url, models) for _ in range(2)]
-    workers = [Worker(redis_server.url, models, base / f"worker-{n}.log") for n in (1, 2)]
+    workers = [CeleryWorker(redis_server.url, models, base / f"worker-{n}.log") for n in (1, 2)]
     client = connect(redis_server.url)
     live = key_of(PREFIX, "workers")
     wait_for(lambda: all(client.zscore(live, w.node) for w in workers), timeout=60)
@@ -161,7 +133,7 @@ def test_a_killed_worker_s_run_resumes_on_the_other_and_ctrl_c_hands_back(school
     other.signal(signal.SIGINT)
     assert other.process.wait(timeout=60) == 0
     assert client.hget(key_of(PREFIX, "run", run.id), "status") == "queued"
-    fresh = Worker(school[0].url, models, models.parent / "worker-3.log")
+    fresh = CeleryWorker(school[0].url, models, models.parent / "worker-3.log")
     workers.append(fresh)
     state = wait_for(lambda: (s := run_of(second, run.id).state).ended and s, timeout=180)
     assert state.status == "finished" and state.saved[0].name == "survivor"

@@ -1,0 +1,167 @@
+"""Two app replicas behind nginx, as a school runs them (``deploy/``): the shipped nginx
+site (sticky by cookie, websockets through), one Redis, one Celery worker, one models
+folder. Thirty browsers from one address spread over both replicas and each stays on its
+own; a student's run started on one replica is seen and stopped by the teacher on the
+other, and survives its replica being killed: the student's page reconnects to the other
+replica and finds it."""
+
+import http.cookiejar
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import time
+import urllib.request
+from collections import defaultdict
+from contextlib import ExitStack
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import expect
+
+from bench.browser import new_page, running_app, unlock_teacher
+from tests.conftest import ROOT, TEACHER_PASSPHRASE, CeleryWorker, RedisServer
+
+WAIT = 60_000  # ms
+SITE = ROOT / "deploy" / "nginx-mnist-live.conf"
+NGINX = shutil.which("nginx") or shutil.which("nginx", path="/usr/sbin")
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+class Nginx:
+    """nginx on a free port with the shipped site, its upstreams the given replicas and
+    its files in ``directory``; ``served()`` reads its log: (cookie key, replica) a line."""
+
+    def __init__(self, directory: Path, replicas: list[str]):
+        self.directory, self.port = directory, free_port()
+        site = SITE.read_text().replace("listen 80;", f"listen 127.0.0.1:{self.port};")
+        site = site.replace("/var/log/nginx/mnist-live.log", str(directory / "access.log"))
+        servers = "".join(f"    server {r} max_fails=1 fail_timeout=10s;\n" for r in replicas)
+        site = re.sub(r"(    server 127\.0\.0\.1:85\d\d .*\n)+", servers, site)
+        temporary = " ".join(
+            f"{kind}_temp_path {directory}/{kind};"
+            for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
+        )
+        (directory / "nginx.conf").write_text(
+            f"pid {directory}/nginx.pid; error_log {directory}/error.log; daemon off;\n"
+            f"events {{}}\nhttp {{ {temporary}\n{site}\n}}\n"
+        )
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.process = subprocess.Popen(
+            [NGINX, "-p", str(directory), "-c", str(directory / "nginx.conf")],
+            stderr=(directory / "nginx.out").open("w"),
+        )
+        deadline = time.monotonic() + 10
+        while not self._answers():
+            assert self.process.poll() is None, (directory / "nginx.out").read_text()
+            assert time.monotonic() < deadline, "nginx did not start"
+            time.sleep(0.05)
+
+    def _answers(self) -> bool:
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
+                return True
+        except OSError:
+            return False
+
+    def served(self) -> list[tuple[str, str]]:
+        lines = (self.directory / "access.log").read_text().splitlines()
+        return [tuple(line.split(" ")[1:3]) for line in lines]
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def campus(tmp_path_factory, trained_models, mnist_reference):
+    """Redis, a worker, two replicas on one models folder, nginx in front."""
+    if shutil.which("redis-server") is None or NGINX is None:
+        pytest.skip("redis-server and nginx are needed (apt-get install; .ci/run does)")
+    base = tmp_path_factory.mktemp("campus")
+    models = base / "models"
+    shutil.copytree(trained_models, models)
+    redis_server = RedisServer(base)
+    redis_server.start()
+    env = {
+        "MNIST_QUEUE": redis_server.url,
+        "MNIST_TEACHER_PASSPHRASE": TEACHER_PASSPHRASE,
+        "MNIST_DRAWINGS_DIR": str(base / "drawings"),
+    }
+    worker = CeleryWorker(
+        redis_server.url, models, base / "worker.log", env={"MNIST_DATA": "sample"}
+    )
+    with ExitStack() as stack:
+        replicas = [
+            stack.enter_context(running_app(str(models), mnist_reference, env=env))
+            for _ in range(2)
+        ]
+        nginx = Nginx(base, [url.removeprefix("http://") for url, _ in replicas])
+        yield nginx, replicas
+        nginx.stop()
+    worker.stop()
+    redis_server.stop()
+
+
+def test_thirty_browsers_behind_one_address_spread_and_each_stays_put(campus):
+    nginx, replicas = campus
+    for _ in range(30):
+        opener = urllib.request.build_opener(
+            urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar())
+        )
+        for path in ("/", "/_stcore/health", "/_stcore/host-config", "/"):
+            with opener.open(nginx.url + path, timeout=10) as answer:
+                assert answer.status == 200
+    replicas_of = defaultdict(set)
+    for key, replica in nginx.served():
+        replicas_of[key].add(replica)
+    assert len(replicas_of) == 30
+    assert all(len(served_by) == 1 for served_by in replicas_of.values())  # sticky
+    counts = defaultdict(int)
+    for served_by in replicas_of.values():
+        counts[served_by.pop()] += 1
+    assert len(counts) == 2 and min(counts.values()) >= 5, counts  # spread, not one replica
+
+
+def replica_key(nginx: Nginx, replica: str) -> str:
+    """A cookie key that nginx sends to ``replica`` (from the keys it handed out)."""
+    return next(key for key, served in nginx.served() if served == replica)
+
+
+def test_a_run_outlives_its_replica_and_the_teacher_stops_it_from_the_other(campus, browser):
+    nginx, ((first, first_process), (second, _)) = campus
+    to_first, to_second = (
+        replica_key(nginx, url.removeprefix("http://")) for url in (first, second)
+    )
+    with new_page(browser) as student, new_page(browser) as teacher:
+        for page, key in ((student, to_first), (teacher, to_second)):
+            page.context.add_cookies([{"name": "mnist_replica", "value": key, "url": nginx.url}])
+        student.goto(f"{nginx.url}/train?kind=ann&epochs=500&name=across-replicas")
+        student.get_by_role("button", name="Start training").click()
+        expect(student.get_by_text("Your run, ANN across-replicas: training")).to_be_visible(
+            timeout=WAIT
+        )
+        teacher.goto(f"{nginx.url}/train")
+        unlock_teacher(teacher, TEACHER_PASSPHRASE)
+        panel = teacher.get_by_test_id("stSidebar")
+        expect(panel.get_by_text(re.compile(r"ANN across-replicas, \d+% done"))).to_be_visible(
+            timeout=WAIT
+        )
+        first_process.send_signal(signal.SIGKILL)  # the student's replica dies mid-lesson
+        first_process.wait(timeout=10)
+        student.reload()  # the reconnect lands on the other replica: the run is still hers
+        expect(student.get_by_text("Your run, ANN across-replicas: training")).to_be_visible(
+            timeout=WAIT
+        )
+        panel.get_by_role("button", name="Stop").click()
+        expect(
+            student.get_by_text(re.compile(r"saved as across-replicas \(stopped early\)"))
+        ).to_be_visible(timeout=WAIT)
+        teacher.goto(f"{nginx.url}/models")  # saved by the worker, listed by the replica
+        expect(teacher.get_by_text("across-replicas").first).to_be_visible(timeout=WAIT)
