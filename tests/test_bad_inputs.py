@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import math
 import shutil
+import socket
 import struct
 import subprocess
 import sys
@@ -536,3 +537,43 @@ def test_the_command_line_refuses_bad_settings_with_exit_code_2(tmp_path, args, 
     )
     assert result.returncode == 2 and result.stderr.startswith(message), result.stderr
     assert not list(tmp_path.iterdir())
+
+
+# --- the school's queue (MNIST_QUEUE) ----------------------------------------------------------
+
+
+def test_a_school_queue_set_wrong_is_said_on_every_page(apptest_env, monkeypatch):
+    monkeypatch.setenv("MNIST_QUEUE", "http://127.0.0.1:6379/0")
+    app = open_page("pages/draw.py")
+    assert (
+        "The training queue is set wrong: 'http://127.0.0.1:6379/0' is not a Redis URL (the scheme http://)"
+        in texts(app)
+    )
+
+
+def test_a_school_queue_away_is_said_where_runs_start_and_drawing_goes_on(
+    apptest_env, monkeypatch, models
+):
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        url = f"redis://127.0.0.1:{probe.getsockname()[1]}/0"  # nothing listens there
+    monkeypatch.setenv("MNIST_QUEUE", url)
+    monkeypatch.setenv("MNIST_MODELS_DIR", str(models))
+    app = open_page("pages/train.py", kind="ann", epochs="1")
+    assert f"the training queue's Redis at {url} does not answer" in texts(app)
+    next(b for b in app.button if b.label == "Start training").click().run()
+    assert f"Cannot start: the training queue's Redis at {url} does not answer" in texts(app)
+    draw = open_page("pages/draw.py")
+    assert "does not answer" not in texts(draw) and not draw.exception
+
+
+def test_a_replica_with_another_teacher_passphrase_is_said(apptest_env, monkeypatch, redis_url):
+    import redis
+
+    with redis.Redis.from_url(redis_url) as client:
+        client.flushdb()
+        client.set("mnist:teacher", "the digest of another passphrase")
+    monkeypatch.setenv("MNIST_QUEUE", redis_url)
+    monkeypatch.setenv("MNIST_TEACHER_PASSPHRASE", "ours")
+    app = open_page("pages/train.py")
+    assert "this server's teacher passphrase is not the one the other servers" in texts(app)
