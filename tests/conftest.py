@@ -9,16 +9,12 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
-import socket
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
 
 from bench.browser import browser_missing, chromium, new_page, running_app
+from bench.school import RedisServer
 from mnist_core.data import MnistData, load_mnist, stratified_subset
 
 # Read once, at import: the tests of the loader unset MNIST_DATA.
@@ -145,74 +141,6 @@ def page(browser):
     """A fresh desktop-sized page, closed after the test."""
     with new_page(browser) as page:
         yield page
-
-
-class RedisServer:
-    """Debian's ``redis-server`` on a free localhost port, its append-only file (AOF) in
-    ``directory``: what a school runs, with nothing saved but the AOF."""
-
-    def __init__(self, directory: Path):
-        self.directory = directory
-        with socket.socket() as probe:  # a free port, kept across restarts
-            probe.bind(("127.0.0.1", 0))
-            self.port = probe.getsockname()[1]
-        self.url = f"redis://127.0.0.1:{self.port}/0"
-        self.process: subprocess.Popen | None = None
-
-    def start(self, timeout: float = 10.0) -> None:
-        command = ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1"]
-        command += ["--dir", str(self.directory), "--appendonly", "yes", "--save", ""]
-        log = (self.directory / "redis.log").open("a")
-        self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + timeout
-        while not self.answers():
-            if self.process.poll() is not None or time.monotonic() > deadline:
-                self.stop()
-                raise RuntimeError(f"redis-server did not start: see {self.directory}/redis.log")
-            time.sleep(0.02)
-
-    def answers(self) -> bool:
-        """Whether it answers PING (spoken as RESP by hand: no client library needed)."""
-        try:
-            with socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as connection:
-                connection.sendall(b"PING\r\n")
-                return connection.recv(16).startswith(b"+PONG")
-        except OSError:
-            return False
-
-    def stop(self, sig: int = signal.SIGTERM) -> None:
-        """SIGTERM: a clean shutdown; SIGKILL: a crash (the AOF is all that is left)."""
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(sig)
-            self.process.wait(timeout=10)
-        self.process = None
-
-
-class CeleryWorker:
-    """``python -m mnist_core worker`` in a process group of its own (its Celery processes
-    with it), as a school starts one; its output in ``log``."""
-
-    def __init__(self, url: str, models: Path, log: Path, env: dict | None = None):
-        self.log = log
-        env = {**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}
-        command = [sys.executable, "-m", "mnist_core", "worker", "--queue", url]
-        self.process = subprocess.Popen(
-            [*command, "--models-dir", str(models)],
-            cwd=ROOT,
-            env=env,
-            stdout=log.open("w"),
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        self.node = f"mnist-{os.uname().nodename}-{self.process.pid}"
-
-    def signal(self, sig: int) -> None:
-        os.killpg(self.process.pid, sig)
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.signal(signal.SIGKILL)
-            self.process.wait(timeout=30)
 
 
 @pytest.fixture(scope="session")

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from bench.school import CeleryWorker, RedisServer
 from mnist_core.celery_queue import PREFIX, STALE_AFTER, CeleryTrainingQueue, connect, key_of
 from mnist_core.celery_worker import TICK, WorkerSettings, _on_this_worker
 from mnist_core.jobs import TrainingConfig, TrainingJob
@@ -22,7 +23,6 @@ from mnist_core.models import AnnConfig
 from mnist_core.protocol import StatusChanged, checkpoint_base
 from mnist_core.registry import ModelRegistry
 from mnist_core.training_queue import Requester
-from tests.conftest import CeleryWorker, RedisServer
 
 ROOT = Path(__file__).resolve().parents[1]
 ALICE, BOB = Requester("alice"), Requester("bob")

@@ -9,74 +9,18 @@ import http.cookiejar
 import re
 import shutil
 import signal
-import socket
-import subprocess
-import time
 import urllib.request
 from collections import defaultdict
 from contextlib import ExitStack
-from pathlib import Path
 
 import pytest
 from playwright.sync_api import expect
 
 from bench.browser import new_page, running_app, unlock_teacher
-from tests.conftest import ROOT, TEACHER_PASSPHRASE, CeleryWorker, RedisServer
+from bench.school import NGINX, CeleryWorker, Nginx, RedisServer
+from tests.conftest import TEACHER_PASSPHRASE
 
 WAIT = 60_000  # ms
-SITE = ROOT / "deploy" / "nginx-mnist-live.conf"
-NGINX = shutil.which("nginx") or shutil.which("nginx", path="/usr/sbin")
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-class Nginx:
-    """nginx on a free port with the shipped site, its upstreams the given replicas and
-    its files in ``directory``; ``served()`` reads its log: (cookie key, replica) a line."""
-
-    def __init__(self, directory: Path, replicas: list[str]):
-        self.directory, self.port = directory, free_port()
-        site = SITE.read_text().replace("listen 80;", f"listen 127.0.0.1:{self.port};")
-        site = site.replace("/var/log/nginx/mnist-live.log", str(directory / "access.log"))
-        servers = "".join(f"    server {r} max_fails=1 fail_timeout=10s;\n" for r in replicas)
-        site = re.sub(r"(    server 127\.0\.0\.1:85\d\d .*\n)+", servers, site)
-        temporary = " ".join(
-            f"{kind}_temp_path {directory}/{kind};"
-            for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
-        )
-        (directory / "nginx.conf").write_text(
-            f"pid {directory}/nginx.pid; error_log {directory}/error.log; daemon off;\n"
-            f"events {{}}\nhttp {{ {temporary}\n{site}\n}}\n"
-        )
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.process = subprocess.Popen(
-            [NGINX, "-p", str(directory), "-c", str(directory / "nginx.conf")],
-            stderr=(directory / "nginx.out").open("w"),
-        )
-        deadline = time.monotonic() + 10
-        while not self._answers():
-            assert self.process.poll() is None, (directory / "nginx.out").read_text()
-            assert time.monotonic() < deadline, "nginx did not start"
-            time.sleep(0.05)
-
-    def _answers(self) -> bool:
-        try:
-            with socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
-                return True
-        except OSError:
-            return False
-
-    def served(self) -> list[tuple[str, str]]:
-        lines = (self.directory / "access.log").read_text().splitlines()
-        return [tuple(line.split(" ")[1:3]) for line in lines]
-
-    def stop(self) -> None:
-        self.process.terminate()
-        self.process.wait(timeout=10)
 
 
 @pytest.fixture(scope="module")
