@@ -12,6 +12,7 @@ import os
 import re
 import shutil
 import tempfile
+import uuid
 import warnings
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -160,29 +161,50 @@ class ModelRegistry:
         return name
 
     def save(self, model, name: str, meta: dict) -> ModelEntry:
-        """Save ``model`` and ``meta`` atomically under a unique version of ``name``."""
+        """Save ``model`` and ``meta`` atomically under a unique version of ``name``.
+
+        The name is claimed by hard-linking the finished model file to it, which fails if
+        the name exists: two workers saving the same name on one shared folder (at the same
+        moment, each having seen it free) get ``NAME`` and ``NAME-2``, never one file.
+        """
         self.root.mkdir(parents=True, exist_ok=True)
-        name = self.unique_name(name)
-        meta = {
-            "name": name,
-            # To the microsecond: an experiment saves several models a second, in its order.
-            "created": datetime.now(UTC).isoformat(timespec="microseconds"),
-            "params": int(model.count_params()),
-            **meta,
-        }
-        model_path = self.root / f"{name}.keras"
         # Keras only saves to paths ending in .keras, so the temporary file does too.
-        tmp_model = self.root / f".{name}.{os.getpid()}.tmp.keras"
+        tmp_model = self.root / f".{sanitize_name(name)}.{uuid.uuid4().hex[:12]}.tmp.keras"
+        model_path = None
         try:
             model.save(tmp_model)
-            os.replace(tmp_model, model_path)
+            name, model_path = self._claim(tmp_model, self.unique_name(name))
+            meta = {
+                "name": name,
+                # To the microsecond: an experiment saves several models a second, in order.
+                "created": datetime.now(UTC).isoformat(timespec="microseconds"),
+                "params": int(model.count_params()),
+                **meta,
+            }
             write_whole(self.root / f"{name}.json", json.dumps(meta, indent=2), sync=False)
         except BaseException:  # a full or read-only disk: leave no part of this model behind
-            for path in (tmp_model, model_path):
+            for path in filter(None, (tmp_model, model_path)):
                 with contextlib.suppress(OSError):
                     path.unlink(missing_ok=True)
             raise
         return ModelEntry(name, model_path, meta)
+
+    def _claim(self, finished: Path, name: str) -> tuple[str, Path]:
+        """The first free name of ``name``, ``name-2``, ...; ``finished`` becomes its model."""
+        base, number = name, 1
+        while True:
+            model_path = self.root / f"{name}.keras"
+            try:
+                os.link(finished, model_path)
+            except FileExistsError:  # another writer took it meanwhile
+                number += 1
+                name = f"{base}-{number}"
+                continue
+            except OSError:  # a file system without hard links: the name as seen free
+                os.replace(finished, model_path)
+                return name, model_path
+            finished.unlink()
+            return name, model_path
 
     def rename(self, name: str, new_name: str) -> ModelEntry:
         """Give the model ``name`` the sanitized ``new_name``; ``ValueError`` if that is taken.

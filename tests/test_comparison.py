@@ -399,3 +399,18 @@ def test_draw_page_serves_a_renamed_model(models, monkeypatch):
     assert app.selectbox[0].value.startswith("renamed-ann (")
     headers = [s.value for s in app.subheader]
     assert "ANN: waiting for a drawing" in headers and "CNN: no model yet" in headers
+
+
+def test_two_writers_saving_one_name_at_once_get_two_names(models, monkeypatch):
+    """As two workers on one shared folder: each saw the name free (a stale listing)."""
+    registry = ModelRegistry(models)
+    entry = registry.newest("ann")
+    model = registry.load(entry)
+    monkeypatch.setattr(ModelRegistry, "unique_name", lambda self, wanted: wanted)
+    meta = {key: value for key, value in entry.meta.items() if key not in ("name", "created")}
+    first = registry.save(model, "twice", {**meta, "test_accuracy": 0.9})
+    second = registry.save(model, "twice", {**meta, "test_accuracy": 0.8})
+    assert (first.name, second.name) == ("twice", "twice-2")
+    listed = {e.name: e.test_accuracy for e in registry.entries()}
+    assert listed["twice"] == 0.9 and listed["twice-2"] == 0.8
+    assert not [path.name for path in models.iterdir() if "tmp" in path.name]
