@@ -46,7 +46,7 @@ from bench.synthetic_digits import DIGITS, render
 from mnist_core.data import load_mnist, stratified_subset
 from mnist_core.inference import predict
 from mnist_core.jobs import default_job
-from mnist_core.models import KINDS, build_ann, to_input
+from mnist_core.models import KINDS, sequential, to_input
 from mnist_core.preprocessing import BRUSH_SIZE, preprocess_canvas
 from mnist_core.registry import ModelRegistry
 from mnist_core.training import evaluation_batches, split_data, train, training_batches
@@ -203,7 +203,7 @@ def overhead(data, job_changes, repeats):
                 raise RuntimeError(f"training run ended {state.status}: {state.error}")
             app_seconds.append(state.saved[0].train_seconds)
             keras.utils.set_random_seed(0)
-            plain_seconds.append(plain_fit(build_ann(job.model), data, job, app_pipeline=True))
+            plain_seconds.append(plain_fit(sequential(job.model), data, job, app_pipeline=True))
         worker_peak = peak_rss_mb(queue.worker_pids[0])
         queue.shutdown()
     return min(app_seconds), min(plain_seconds), worker_peak

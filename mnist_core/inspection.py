@@ -92,7 +92,7 @@ def first_conv_kernels(model) -> np.ndarray:
 
 def conv_blocks(model) -> list[list]:
     """The model's conv blocks: each Conv2D with the pooling and batch-norm layers right
-    after it (the blocks ``models.build_cnn`` declares)."""
+    after it (the blocks ``models.layer_list`` declares)."""
     blocks: list[list] = []
     open_block = False
     for layer in model.layers:

@@ -6,6 +6,7 @@ registry's JSON and back. Builders declare layers and nothing else.
 
 from __future__ import annotations
 
+import json
 from dataclasses import asdict, dataclass, fields
 
 import numpy as np
@@ -23,6 +24,7 @@ def to_input(images: np.ndarray) -> np.ndarray:
 
 OPTIMIZERS = ("adam", "sgd", "rmsprop")
 SCHEDULES = ("one-cycle", "constant")
+WARMUP = 0.2  # share of a one-cycle run spent raising the learning rate to its peak
 ACTIVATIONS = ("relu", "gelu", "tanh", "sigmoid")
 OUTPUT_ACTIVATIONS = ("softmax", "sigmoid", "tanh")
 LOSSES = ("crossentropy", "mse")  # mse: mean squared error against one-hot digits
@@ -206,20 +208,66 @@ def config_from_dict(data: dict) -> ModelConfig:
     return cls(**values)
 
 
+@dataclass(frozen=True)
+class KerasCall:
+    """One call of Keras, as its code reads: ``keras.PATH(*args, **options)`` (``layers.Dense(
+    10, activation="softmax")``, ``optimizers.Adam(0.004)``). The networks are lists of these:
+    the app builds them (``build``) and shows them as code (``code``), one description."""
+
+    path: str  # below ``keras``: "layers.Dense", "optimizers.Adam", "Input"
+    args: tuple = ()
+    options: tuple[tuple[str, object], ...] = ()
+
+    def build(self):
+        import keras
+
+        target = keras
+        for part in self.path.split("."):
+            target = getattr(target, part)
+        return target(*self.args, **dict(self.options))
+
+    def code(self) -> str:
+        """The call as Python, strings in double quotes (as keras-io writes them)."""
+        words = [_literal(value) for value in self.args]
+        words += [f"{name}={_literal(value)}" for name, value in self.options]
+        prefix = "" if self.path.startswith("layers.") else "keras."
+        return f"{prefix}{self.path}({', '.join(words)})"
+
+
+def _literal(value: object) -> str:
+    if isinstance(value, str):
+        return json.dumps(value)
+    if isinstance(value, tuple):
+        inner = ", ".join(map(_literal, value))
+        return f"({inner},)" if len(value) == 1 else f"({inner})"
+    return repr(value)
+
+
+def call(path: str, *args, **options) -> KerasCall:
+    return KerasCall(path, args, tuple(options.items()))
+
+
 def build_model(config: ModelConfig):
     """A compiled Keras model for ``config``: ``INPUT_SHAPE`` inputs, ten outputs (softmax
     probabilities by default; see ``inference.as_probabilities`` for the others)."""
     validate(config)
-    model = build_ann(config) if config.kind == "ann" else build_cnn(config)
     import keras
 
+    model = sequential(config)
     loss = "sparse_categorical_crossentropy" if config.loss == "crossentropy" else one_hot_mse
     model.compile(
-        optimizer=_optimizer(config.optimizer, config.learning_rate),
+        optimizer=optimizer_call(config).build(),
         loss=loss,
         metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
     )
     return model
+
+
+def sequential(config: ModelConfig):
+    """The network's layers as a Keras ``Sequential``, not compiled."""
+    import keras
+
+    return keras.Sequential([layer.build() for layer in layer_list(config)], name=config.kind)
 
 
 def one_hot_mse(labels, outputs):
@@ -231,82 +279,69 @@ def one_hot_mse(labels, outputs):
     return ops.mean(ops.square(targets - outputs), axis=-1)
 
 
-def build_ann(config: AnnConfig):
-    from keras import Sequential, layers
+def layer_list(config: ModelConfig) -> list[KerasCall]:
+    """The network's layers in order, from the input to the ten outputs."""
+    body = _ann_layers(config) if config.kind == "ann" else _cnn_layers(config)
+    return [
+        call("Input", INPUT_SHAPE),
+        *augmentation(config),
+        *body,
+        call("layers.Dense", NUM_CLASSES, activation=config.output_activation),
+    ]
 
+
+def _ann_layers(config: AnnConfig) -> list[KerasCall]:
     hidden = []
     for units in config.hidden_units:
         hidden += [
-            layers.Dense(units, activation=config.activation),
-            layers.Dropout(config.dropout),
+            call("layers.Dense", units, activation=config.activation),
+            call("layers.Dropout", config.dropout),
         ]
-    return Sequential(
-        [
-            layers.Input(INPUT_SHAPE),
-            *augmentation(config),
-            layers.Flatten(),
-            *hidden,
-            layers.Dense(NUM_CLASSES, activation=config.output_activation),
-        ],
-        name="ann",
-    )
+    return [call("layers.Flatten"), *hidden]
 
 
-def build_cnn(config: CnnConfig):
-    from keras import Sequential, layers
-
-    pool = layers.MaxPooling2D if config.pooling == "max" else layers.AveragePooling2D
+def _cnn_layers(config: CnnConfig) -> list[KerasCall]:
+    pool = "layers.MaxPooling2D" if config.pooling == "max" else "layers.AveragePooling2D"
     blocks = []
     for filters in config.filters:
         blocks += [
-            layers.Conv2D(filters, config.kernel_size, padding="same", activation="relu"),
-            pool(2),
+            call("layers.Conv2D", filters, config.kernel_size, padding="same", activation="relu"),
+            call(pool, 2),
         ]
         # Normalising after the pool touches a quarter of the values: as accurate, 1.4x
         # faster. A quick-moving average of the statistics (momentum 0.9) is right even
         # after a short, time-boxed run.
         if config.batch_norm:
-            blocks += [layers.BatchNormalization(momentum=0.9)]
+            blocks += [call("layers.BatchNormalization", momentum=0.9)]
     head = (
-        [layers.Dense(config.dense_units, activation="relu"), layers.Dropout(config.dropout)]
+        [
+            call("layers.Dense", config.dense_units, activation="relu"),
+            call("layers.Dropout", config.dropout),
+        ]
         if config.dense_units
         else []
     )
-    return Sequential(
-        [
-            layers.Input(INPUT_SHAPE),
-            *augmentation(config),
-            *blocks,
-            layers.Flatten(),
-            layers.Dropout(config.dropout),
-            *head,
-            layers.Dense(NUM_CLASSES, activation=config.output_activation),
-        ],
-        name="cnn",
-    )
+    return [*blocks, call("layers.Flatten"), call("layers.Dropout", config.dropout), *head]
 
 
-def augmentation(config: ModelConfig) -> list:
+def augmentation(config: ModelConfig) -> list[KerasCall]:
     """Small random shifts, turns and zooms, like the spread of hand-drawn digits.
 
     Keras applies these layers only while training; predictions see the digit as drawn.
     """
-    from keras import layers
-
     if not config.augment:
         return []
     return [
-        layers.RandomRotation(0.03, fill_mode="constant"),  # +-11 degrees
-        layers.RandomZoom(0.1, fill_mode="constant"),
-        layers.RandomTranslation(0.08, 0.08, fill_mode="constant"),
+        call("layers.RandomRotation", 0.03, fill_mode="constant"),  # +-11 degrees
+        call("layers.RandomZoom", 0.1, fill_mode="constant"),
+        call("layers.RandomTranslation", 0.08, 0.08, fill_mode="constant"),
     ]
 
 
-def _optimizer(name: str, learning_rate: float):
-    from keras import optimizers
-
-    if name == "sgd":
-        return optimizers.SGD(learning_rate, momentum=0.9, nesterov=True)
-    if name == "rmsprop":
-        return optimizers.RMSprop(learning_rate)
-    return optimizers.Adam(learning_rate)
+def optimizer_call(config: ModelConfig) -> KerasCall:
+    """The optimizer, at the learning rate it starts from (a schedule moves it after)."""
+    if config.optimizer == "sgd":
+        return call("optimizers.SGD", config.learning_rate, momentum=0.9, nesterov=True)
+    if config.optimizer == "rmsprop":
+        return call("optimizers.RMSprop", config.learning_rate)
+    return call("optimizers.Adam", config.learning_rate)

@@ -32,13 +32,12 @@ from .jobs import (
     validation_count,
     within_data,
 )
-from .models import build_model, config_to_dict, one_hot_mse, to_input
+from .models import WARMUP, build_model, config_to_dict, one_hot_mse, to_input
 from .protocol import CurvePoint, Event, Progressed, StatusChanged
 from .registry import ModelEntry, ModelRegistry
 from .styles import with_styles
 
 REPORT_EVERY_SECONDS = 0.25  # how often batch-level progress is sent (the UI polls ~2x/s)
-WARMUP = 0.2  # share of a one-cycle run spent raising the learning rate to its peak
 # Either loss starts near 2.3 (cross-entropy) or below 1 (squared error) and a sane run
 # never climbs past a few dozen: past this, or NaN or infinite, the weights have blown up.
 DIVERGED_LOSS = 1000.0

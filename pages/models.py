@@ -5,6 +5,7 @@ import streamlit as st
 import ui
 from classroom import who
 from mnist_core.comparison import history_csv, summarize, summary_table
+from mnist_core.network_code import network_code, saved_job
 from mnist_core.registry import MAX_MODEL_BYTES, ModelLoadError, sanitize_name
 from mnist_core.text import markdown_literal
 
@@ -85,6 +86,12 @@ if summary.experiment:
     facts.append(f"experiment **{markdown_literal(summary.experiment)}**")
 facts.append(f"saved {summary.created.replace('T', ' ')[:16]} UTC")
 st.markdown("; ".join(facts) + ".")
+with st.expander("The Keras code of this network", icon=":material/code:"):
+    try:
+        st.code(network_code(saved_job(entry.meta)), language="python")
+        st.caption("The layers and settings exactly as the app trained it: copy it (top right).")
+    except ValueError as error:
+        st.info(f"No code to show: {markdown_literal(error)}.")
 with st.expander("All its metadata"):
     st.json({key: value for key, value in entry.meta.items() if key != "history"})
 

@@ -25,6 +25,7 @@ from mnist_core.models import (
     SCHEDULES,
     parse_layer_sizes,
 )
+from mnist_core.network_code import network_code
 from mnist_core.text import markdown_literal, shortened
 from mnist_core.training_queue import Limits
 
@@ -235,6 +236,9 @@ with settings:
     st.markdown("**Link to these settings**")
     st.code(link(st.context.url or "/train", job), language=None, wrap_lines=True)
     st.caption("Copy it (button at its top right, on hover) to hand out these settings.")
+    with st.expander("The Keras code of this network", icon=":material/code:"):
+        st.code(network_code(job), language="python")
+        st.caption("The layers and settings as the app trains them, updated as you change them.")
 with live:
     queue_views.interrupted_runs()
     # While a run trains, the numbers poll twice a second and the curves every two seconds
