@@ -74,8 +74,14 @@ def test_thirty_browsers_behind_one_address_spread_and_each_stays_put(campus):
 
 
 def replica_key(nginx: Nginx, replica: str) -> str:
-    """A cookie key that nginx sends to ``replica`` (from the keys it handed out)."""
-    return next(key for key, served in nginx.served() if served == replica)
+    """A cookie key that nginx sends to ``replica``: from the keys it handed out, asking
+    as new browsers until one reached it."""
+    for _ in range(40):
+        if key := next((key for key, served in nginx.served() if served == replica), None):
+            return key
+        with urllib.request.urlopen(nginx.url + "/_stcore/health", timeout=10):
+            pass
+    raise AssertionError(f"nginx sent no new browser to {replica}")
 
 
 def test_a_run_outlives_its_replica_and_the_teacher_stops_it_from_the_other(campus, browser):
