@@ -236,9 +236,6 @@ with settings:
     st.markdown("**Link to these settings**")
     st.code(link(st.context.url or "/train", job), language=None, wrap_lines=True)
     st.caption("Copy it (button at its top right, on hover) to hand out these settings.")
-    with st.expander("The Keras code of this network", icon=":material/code:"):
-        st.code(network_code(job), language="python")
-        st.caption("The layers and settings as the app trains them, updated as you change them.")
 with live:
     queue_views.interrupted_runs()
     # While a run trains, the numbers poll twice a second and the curves every two seconds
@@ -247,6 +244,9 @@ with live:
     ui.poll_training(queue_views.run_status, every=0.5, idle_every=3.0)
     newest = [entries[0] for entries in ui.entries_by_kind().values() if entries]
     ui.poll_training(lambda run: ui.run_curves_charts(run, newest), every=2.0, idle_every=3.0)
+    with st.expander("The Keras code of this network", icon=":material/code:"):
+        st.code(network_code(job), language="python")
+        st.caption("The layers and settings as the app trains them, updated as you change them.")
     st.subheader("The training queue")
     st.caption("Runs train in the order they were started; each browser may have one waiting.")
     ui.poll_training(queue_views.queue_board, every=2.0, idle_every=3.0)
