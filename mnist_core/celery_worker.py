@@ -29,6 +29,7 @@ What can go wrong, and what happens:
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import socket
 import sys
@@ -54,7 +55,6 @@ from .celery_queue import (
 )
 from .jobs import TrainingJob
 from .protocol import (
-    CHECKPOINTS,
     Event,
     ModelSaved,
     RunFailed,
@@ -62,6 +62,7 @@ from .protocol import (
     RunState,
     TrainRequest,
     encode_event,
+    remove_checkpoints,
 )
 from .training_queue import ENDED_KEPT
 from .worker import WORKER_NICENESS, HandedBack, train_request, warm_up
@@ -276,7 +277,6 @@ def train_next() -> None:
         jobs = _on_this_worker(fields, settings)
     except (KeyError, TypeError, ValueError) as error:
         reporter = RunReporter(client, settings.prefix, run_id, me, (), first)
-        reporter.state = replace(reporter.state, jobs=())
         reporter.send(RunFailed(_other_version(fields, error)))
         return
     reporter = RunReporter(client, settings.prefix, run_id, me, jobs, first)
@@ -286,7 +286,7 @@ def train_next() -> None:
         datasets = _process.setdefault("datasets", {})
         train_request(request, reporter.send, reporter.should_stop, datasets)
         if reporter.state.status == "failed":
-            _remove_checkpoints(jobs, run_id)
+            remove_checkpoints(jobs[0].models_dir, run_id)
     except HandedBack:
         reporter.flush()
         requeued = client.register_script(REQUEUE_SCRIPT)(
@@ -300,8 +300,6 @@ def train_next() -> None:
 
 def _on_this_worker(fields: dict, settings: WorkerSettings) -> tuple[TrainingJob, ...]:
     """The run's jobs, with this worker's folders (and data, if it has its own)."""
-    import json
-
     if fields.get("schema") != str(SCHEMA):
         raise ValueError(f"job format {fields.get('schema', 'none')}")
     jobs = tuple(TrainingJob.from_dict(job) for job in json.loads(fields["jobs"]))
@@ -322,12 +320,6 @@ def _other_version(fields: dict, error: Exception) -> str:
         f"This run was queued by another version of the app ({error}; this worker reads "
         f"job format {SCHEMA}): start it again from an up-to-date page."
     )
-
-
-def _remove_checkpoints(jobs, run_id: int) -> None:
-    root = Path(jobs[0].models_dir or "models")
-    for path in (root / CHECKPOINTS).glob(f"run-{run_id}-job-*"):
-        path.unlink(missing_ok=True)
 
 
 # --- the worker's main process ----------------------------------------------------------------

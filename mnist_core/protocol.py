@@ -157,6 +157,12 @@ def checkpoint_base(models_root: Path, run_id: int, index: int) -> Path:
     return Path(models_root) / CHECKPOINTS / f"run-{run_id}-job-{index}"
 
 
+def remove_checkpoints(models_root: Path, run_id: int) -> None:
+    """Every checkpoint of run ``run_id`` (a failed or discarded run's: nothing resumes it)."""
+    for path in (Path(models_root) / CHECKPOINTS).glob(f"run-{run_id}-job-*"):
+        path.unlink(missing_ok=True)
+
+
 def encode_request(request: Request) -> str:
     if isinstance(request, TrainRequest):
         jobs = [job.to_dict() for job in request.jobs]

@@ -29,7 +29,6 @@ from typing import Protocol
 
 from .jobs import TrainingJob
 from .protocol import (
-    CHECKPOINTS,
     Event,
     ModelSaved,
     RunFailed,
@@ -38,6 +37,7 @@ from .protocol import (
     StopRequest,
     TrainRequest,
     checkpoint_base,
+    remove_checkpoints,
 )
 from .worker import WorkerProcess
 
@@ -536,8 +536,7 @@ class LocalTrainingQueue:
         return Path(run.jobs[0].models_dir or self.models_root)
 
     def _remove_checkpoints(self, run: TrainingRun) -> None:
-        for path in (self._root_of(run) / CHECKPOINTS).glob(f"run-{run.id}-job-*"):
-            path.unlink(missing_ok=True)
+        remove_checkpoints(self._root_of(run), run.id)
 
     def _save(self) -> None:
         """Write the runs not ended; a failure is kept in ``storage_error``, not raised:
