@@ -1,4 +1,4 @@
-"""Command line: ``python -m mnist_core train|finetune|evaluate|sweep|list|drawings ...``.
+"""Command line: ``python -m mnist_core train|finetune|evaluate|sweep|export|list|drawings ...``.
 
 ``train``, ``finetune`` and ``evaluate`` draw a progress bar on stderr and print one JSON
 object on stdout as their last line, so scripts can read the result: ``... | tail -n 1``;
@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from . import files
 from .celery_queue import PREFIX, QueueUnavailable, checked_url, shown_url
 from .class_drawings import ClassSet, as_seen, export_jsonl, export_npz
 from .data import DataError, load_mnist
@@ -94,6 +95,14 @@ def main(argv: list[str] | None = None) -> int:
         "--drawings-dir", help="the shared drawings folder, if not the replicas' path"
     )
     worker.add_argument("--data", help="this worker's MNIST, if not where the replicas found it")
+    export = commands.add_parser(
+        "export", help="a saved model or an experiment as a Jupyter notebook or a script"
+    )
+    export.add_argument("name", nargs="?", help="the saved model (see `list`)")
+    export.add_argument("--experiment", help="a preset's name, or the tag of a run of one")
+    export.add_argument("--notebook", help="FILE.ipynb to write")
+    export.add_argument("--script", help="FILE.py to write")
+    export.add_argument("--models-dir", help="default: $MNIST_MODELS_DIR or ./models")
     listing = commands.add_parser("list", help="list saved models, newest first")
     listing.add_argument("--models-dir")
     drawings = commands.add_parser("drawings", help="the drawings sets: list, import, export")
@@ -116,6 +125,7 @@ def main(argv: list[str] | None = None) -> int:
         "list": _list,
         "drawings": _drawings,
         "worker": _worker,
+        "export": _export,
     }
     command = commands[args.command]
     try:
@@ -323,6 +333,56 @@ def _drawings(args) -> int:
         raise ValueError(f"{target} exists already: choose a new file name")
     target.write_bytes(content)
     print(json.dumps({"set": drawings.name, "file": str(target), "count": len(drawings.drawings)}))
+    return 0
+
+
+def _export(args) -> int:
+    from .notebooks import (  # TensorFlow: the app's training code is copied from its source
+        experiment_cells,
+        experiment_export,
+        model_cells,
+        model_export,
+        notebook_text,
+        script_text,
+    )
+
+    if (args.name is None) == (args.experiment is None):
+        raise ValueError("export takes a model's NAME or --experiment TAG (one of them)")
+    targets = {"notebook": (args.notebook, ".ipynb"), "script": (args.script, ".py")}
+    targets = {what: (Path(file), suffix) for what, (file, suffix) in targets.items() if file}
+    if not targets:
+        raise ValueError("say where to write it: --notebook FILE.ipynb and/or --script FILE.py")
+    for what, (target, suffix) in targets.items():
+        if target.suffix != suffix:
+            raise ValueError(f"{target.name}: a {what} is written to a {suffix} file")
+        if target.exists():
+            raise ValueError(f"{target} exists already: choose a new file name")
+        if not target.parent.is_dir():
+            raise ValueError(f"{target.parent}: no such folder")
+    registry = ModelRegistry(args.models_dir)
+    if args.experiment is not None:
+        experiment = experiment_export(args.experiment, registry)
+        notes = ()
+
+        def cells(script: bool) -> list:
+            return experiment_cells(
+                experiment.title, experiment.question, experiment.jobs, script=script
+            )
+    else:
+        model = model_export(registry.get(args.name), registry)
+        notes = model.notes
+
+        def cells(script: bool) -> list:
+            return model_cells(model, script=script)
+
+    written = {}
+    for what, (target, _) in targets.items():
+        text = script_text(cells(True)) if what == "script" else notebook_text(cells(False))
+        files.write_whole(target, text)
+        written[what] = str(target)
+    for note in notes:
+        print(f"note: {note}", file=sys.stderr)
+    print(json.dumps({**written, "notes": list(notes)}))
     return 0
 
 
