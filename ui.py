@@ -36,6 +36,7 @@ from mnist_core.evaluation import Evaluation, TestDigits, evaluate_digits
 from mnist_core.inference import predict, top_k
 from mnist_core.jobs import TrainingJob
 from mnist_core.models import KINDS
+from mnist_core.notebooks import Cell, notebook_text, script_text
 from mnist_core.preprocessing import (
     BRUSH_RANGE,
     BRUSH_SIZE,
@@ -393,6 +394,30 @@ def model_table(table: SummaryTable, sortable: bool = False) -> None:
         texts = [i for i, c in enumerate(table.columns) if not c.format_spec]
         wrap = [{"selector": f"td.col{i} *", "props": "overflow-wrap: anywhere"} for i in texts]
         st.table(styled.set_table_styles(wrap).hide(axis="index"))
+
+
+def notebook_downloads(stem: str, cells: Callable[[bool], list[Cell]], key: str) -> None:
+    """Buttons that download ``cells(script)`` as a Jupyter notebook and as a Python script,
+    made on the click only (an uploaded model's architecture is read from its file)."""
+    notebook, script = st.columns(2)
+    notebook.download_button(
+        "Download as a notebook (.ipynb)",
+        lambda: notebook_text(cells(False)),
+        file_name=f"{stem}.ipynb",
+        mime="application/x-ipynb+json",
+        icon=":material/download:",
+        on_click="ignore",
+        key=f"{key}-notebook",
+    )
+    script.download_button(
+        "Download as a script (.py)",
+        lambda: script_text(cells(True)),
+        file_name=f"{stem}.py",
+        mime="text/x-python",
+        icon=":material/download:",
+        on_click="ignore",
+        key=f"{key}-script",
+    )
 
 
 def start_training(jobs: list[TrainingJob]) -> TrainingRun | None:

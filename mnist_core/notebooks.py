@@ -482,7 +482,6 @@ def experiment_cells(
         optimizer = optimizer_code(model, "rate")
         entries.append(
             f"    {python_string(name)}: {{\n"
-            f'        "kind": {python_string(job.kind)},\n'
             f'        "network": lambda: {layer_code},\n'
             f'        "optimizer": lambda rate: {optimizer},\n'
             f'        "learning_rate": {model.learning_rate!r},\n'
@@ -504,6 +503,7 @@ def experiment_cells(
     schedule_lines = [
         'steps = config["epochs"] * math.ceil(len(y_train) / config["batch_size"])',
         'peak = config["learning_rate"]',
+        "callbacks = []",
     ]
     if budgeted:
         schedule_lines += [
@@ -517,10 +517,8 @@ def experiment_cells(
         schedule_lines.append('if config["schedule"] == "one-cycle":')
     schedule_lines += [
         '    optimizer = config["optimizer"](one_cycle_schedule(peak, steps))',
-        "    callbacks = []",
         "else:",
         '    optimizer = config["optimizer"](peak)',
-        "    callbacks = []",
     ]
     loop = "\n".join(
         [
@@ -529,7 +527,7 @@ def experiment_cells(
             '    print(f"--- {name}")',
             "    keras.utils.set_random_seed(SEED)",
             "    (x_train, y_train), (x_val, y_val) = training_digits(",
-            '        config["train_images"], config["styles"]',
+            '        config["train_images"], config["european_share"]',
             "    )",
             '    model = config["network"]()',
             *(f"    {line}" for line in schedule_lines),

@@ -11,6 +11,7 @@ from mnist_core.comparison import summarize, summary_table
 from mnist_core.experiments import COLUMNS, PRESETS, experiment_tag, jobs_of, prepared, table_of
 from mnist_core.links import job_from_query, query_from_job
 from mnist_core.models import ACTIVATIONS, KINDS, LOSSES, OPTIMIZERS, OUTPUT_ACTIVATIONS
+from mnist_core.notebooks import experiment_cells, experiment_export
 from mnist_core.protocol import RunState
 from mnist_core.text import markdown_literal
 
@@ -129,6 +130,17 @@ st.code(f"{base}?{urlencode({'preset': preset, **(shared or {})}, safe=',')}", l
 if shared is None:
     st.caption("The link carries the preset and changes made to every row alike, not these edits.")
 
+try:
+    table_jobs = jobs_of(edited)
+except ValueError:
+    table_jobs = []  # the Run button says what is wrong
+if table_jobs:
+    st.caption("These models as one notebook, trained in a loop, to run at home:")
+    ui.notebook_downloads(
+        preset,
+        lambda script: experiment_cells(preset, PRESETS[preset].question, table_jobs, script),
+        key=f"table-{preset}",
+    )
 if st.button(f"Run these {len(edited)} models", type="primary", disabled=edited.empty):
     try:
         jobs = prepared(jobs_of(edited), experiment_tag(preset), data_path=data.reference)
@@ -169,6 +181,16 @@ st.download_button(
     icon=":material/download:",
     on_click="ignore",
 )
+try:
+    exported = experiment_export(shown, ui.registry())
+except ValueError as error:
+    st.info(f"No notebook of this experiment: {markdown_literal(error)}.")
+else:
+    ui.notebook_downloads(
+        shown,
+        lambda script: experiment_cells(exported.title, exported.question, exported.jobs, script),
+        key=f"results-{shown}",
+    )
 curves = [model_curves(entry) for entry in models]
 loss, accuracy = st.columns(2)
 loss.plotly_chart(training_curves(curves, "loss"), key="results_loss")

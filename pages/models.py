@@ -6,6 +6,7 @@ import ui
 from classroom import who
 from mnist_core.comparison import history_csv, summarize, summary_table
 from mnist_core.network_code import network_code, saved_job
+from mnist_core.notebooks import model_cells, model_export
 from mnist_core.registry import MAX_MODEL_BYTES, ModelLoadError, sanitize_name
 from mnist_core.text import markdown_literal
 
@@ -92,6 +93,13 @@ with st.expander("The Keras code of this network", icon=":material/code:"):
         st.caption("The layers and settings exactly as the app trained it: copy it (top right).")
     except ValueError as error:
         st.info(f"No code to show: {markdown_literal(error)}.")
+    st.markdown(
+        "Or take it home as a notebook (or a script) that loads MNIST, trains this network as "
+        "the app did, draws its curves and confusion matrix and saves it."
+    )
+    ui.notebook_downloads(
+        name, lambda script: model_cells(model_export(entry, registry), script), key=name
+    )
 with st.expander("All its metadata"):
     st.json({key: value for key, value in entry.meta.items() if key != "history"})
 

@@ -26,6 +26,7 @@ from mnist_core.models import (
     parse_layer_sizes,
 )
 from mnist_core.network_code import network_code
+from mnist_core.notebooks import job_export, model_cells
 from mnist_core.text import markdown_literal, shortened
 from mnist_core.training_queue import Limits
 
@@ -247,6 +248,10 @@ with live:
     with st.expander("The Keras code of this network", icon=":material/code:"):
         st.code(network_code(job), language="python")
         st.caption("The layers and settings as the app trains them, updated as you change them.")
+        exported = job_export(job)
+        ui.notebook_downloads(
+            exported.name, lambda script: model_cells(exported, script), key="train-code"
+        )
     st.subheader("The training queue")
     st.caption("Runs train in the order they were started; each browser may have one waiting.")
     ui.poll_training(queue_views.queue_board, every=2.0, idle_every=3.0)

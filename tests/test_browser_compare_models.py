@@ -1,5 +1,6 @@
 """The Compare and Models pages in a real browser: the table, the curves, the CSV download,
-renaming and deleting a model, and the Draw page serving what is left."""
+a model's notebook download, renaming and deleting a model, and the Draw page serving what
+is left."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import json
 import re
 import shutil
 
+import nbformat
 import pytest
 
 from bench.browser import (
@@ -96,6 +98,13 @@ def test_models_page_renames_and_deletes_and_draw_serves_what_is_left(
     table = page.get_by_test_id("stTable")
     expect(table).to_contain_text(cnn.name, timeout=60_000)
     expect(choice(page, "Model")).to_have_value(shown(cnn.name))  # the newest
+    page.get_by_text("The Keras code of this network").click()
+    with page.expect_download() as downloading:
+        page.get_by_role("button", name="Download as a notebook (.ipynb)").click()
+    assert downloading.value.suggested_filename == f"{cnn.name}.ipynb"
+    notebook = nbformat.read(downloading.value.path(), as_version=4)
+    nbformat.validate(notebook)
+    assert f'NAME = "{cnn.name}"' in notebook.cells[2].source
     expect(page.get_by_role("button", name="Rename")).to_be_disabled()  # not this browser's
     unlock_teacher(page, teacher_passphrase)
     expect(page.get_by_text("Teacher controls on.")).to_be_visible(timeout=60_000)

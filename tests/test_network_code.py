@@ -37,8 +37,8 @@ def test_the_shown_code_builds_the_app_s_network(kind, settings):
 
 def test_the_shown_one_cycle_is_the_app_s():
     job = default_job("ann", epochs=5)  # all 55,000 training images
-    schedule = run(network_code(job))["schedule"]
     steps = 5 * -(-55_000 // job.training.batch_size)
+    schedule = run(network_code(job))["one_cycle_schedule"](job.model.learning_rate, steps)
     for step in (0, 5, steps // 5, steps // 2, steps - 1):
         expected = one_cycle(step / steps, job.model.learning_rate)
         assert float(schedule(step)) == pytest.approx(expected, rel=0.01, abs=1e-6)

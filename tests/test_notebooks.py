@@ -17,7 +17,14 @@ from mnist_core.cli import main
 from mnist_core.experiments import PRESETS, prepared
 from mnist_core.jobs import default_job
 from mnist_core.models import build_model
-from mnist_core.notebooks import experiment_cells, job_export, model_cells, notebook_text
+from mnist_core.network_code import saved_job
+from mnist_core.notebooks import (
+    experiment_cells,
+    job_export,
+    model_cells,
+    model_export,
+    notebook_text,
+)
 from mnist_core.registry import ModelRegistry, sanitize_name
 from mnist_core.training import split_data
 
@@ -262,3 +269,23 @@ def test_a_name_with_quotes_markdown_or_code_stays_text():
     for cell in single:
         if not cell.markdown:
             ast.parse(cell.text)
+
+
+def test_a_fine_tuned_model_exports_its_parent_s_training_and_says_why(trained_models, tmp_path):
+    import shutil
+
+    models = shutil.copytree(trained_models, tmp_path / "models")
+    registry = ModelRegistry(models)
+    parent = registry.newest("ann")
+    child = registry.save(
+        registry.load(parent),
+        "tuned",
+        parent.meta | {"parent": parent.name, "drawings": {"set": "class-3b"}},
+    )
+    exported = model_export(child, registry)
+    assert exported.job.model == saved_job(parent.meta).model
+    assert exported.architecture is None and exported.name == "tuned"
+    assert "fine-tuned from the model" in exported.notes[0] and "class-3b" in exported.notes[0]
+    registry.delete(parent.name)
+    orphan = model_export(registry.get("tuned"), registry)
+    assert orphan.architecture is not None and "no longer saved" in orphan.notes[0]
