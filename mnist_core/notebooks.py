@@ -174,17 +174,17 @@ print(f"{len(y_train_all):,} training digits and {len(y_test):,} test digits")
 """
 
 TRAINING_DIGITS = '''\
-def training_digits(train_images, styles, seed=SEED):
+def training_digits(train_images, european_share, seed=SEED):
     """The app's split of MNIST's training digits: the validation digits held out first
     (balanced over the ten digits), then `train_images` of the rest (all when None), the
-    same number of each digit, with a share `styles` of their 0s, 1s and 7s restyled."""
+    same number of each digit; a share `european_share` of their 0s, 1s and 7s restyled."""
     held_out = min(VALIDATION_IMAGES, len(y_train_all) // 10)
     validation = stratified_indices(y_train_all, held_out, seed=seed)
     rest = np.setdiff1d(np.arange(len(y_train_all)), validation)
     x, y = stratified_subset(
         x_train_all[rest], y_train_all[rest], train_images or len(rest), seed=seed
     )
-    x = with_styles(x, y, styles, seed=seed)
+    x = with_styles(x, y, european_share, seed=seed)
     return (to_input(x), y), (to_input(x_train_all[validation]), y_train_all[validation])
 '''
 
@@ -368,7 +368,8 @@ def _header(title: str, about: str, notes: Sequence[str]) -> Cell:
         f"# {title}\n\n{about}\n\nRun the cells in order (*Run All*). It needs what the app's "
         "`requirements.txt` installs (Keras with TensorFlow, NumPy, Matplotlib) and Jupyter. "
         "Keras downloads MNIST the first time (11 MB); to run offline, set the environment "
-        "variable `MNIST_DATA` to a copy of `mnist.npz`."
+        "variable `MNIST_DATA` to a copy of `mnist.npz`. TensorFlow prints a few notices of "
+        "its own as it starts (in red, in Jupyter): they are not errors."
     )
     for note in notes:
         text += f"\n\n**Note.** {markdown_literal(note)}"
@@ -491,7 +492,7 @@ def experiment_cells(
             f'        "epochs": {settings.epochs},\n'
             f'        "time_budget": {settings.time_budget!r},\n'
             f'        "train_images": {settings.train_size!r},\n'
-            f'        "styles": {settings.styles!r},\n'
+            f'        "european_share": {settings.styles!r},\n'
             f'        "normalised": {_normalises(job)},\n'
             "    },"
         )

@@ -33,12 +33,12 @@ def test_benchmark_smoke_mode_prints_every_row(tmp_path, mnist_reference):
         "Cold start",
     ):
         assert row in result.stdout, result.stdout
-    cnn_on_page = next(
-        line for line in result.stdout.splitlines() if "CNN from the Train page" in line
+    ann_on_page = next(
+        line for line in result.stdout.splitlines() if "ANN from the Train page" in line
     )
     missing = browser.browser_missing()
     shown = f"skipped: {missing}" if missing else "s from Start to the result"  # on the sample
-    assert shown in cnn_on_page, cnn_on_page
+    assert shown in ann_on_page, ann_on_page
     assert "machine:" in result.stdout and "data:" in result.stdout
     assert not (tmp_path / "table.md").exists()  # smoke runs do not overwrite the real table
 
