@@ -108,6 +108,8 @@ def network_code(job: TrainingJob) -> str:
     """Python that builds and compiles ``job``'s network, its training settings above it."""
     model = job.model
     lines = [
+        "import math",
+        "",
         "import keras",
         "from keras import layers",
         "",
@@ -123,7 +125,7 @@ def network_code(job: TrainingJob) -> str:
             "",
             ONE_CYCLE_SCHEDULE,
             "",
-            "steps = EPOCHS * -(-(TRAIN_IMAGES or 55_000) // BATCH_SIZE)",
+            "steps = EPOCHS * math.ceil((TRAIN_IMAGES or 55_000) / BATCH_SIZE)",
             f"optimizer = {optimizer_code(model, 'one_cycle_schedule(LEARNING_RATE, steps)')}",
         ]
     else:
