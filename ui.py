@@ -396,28 +396,27 @@ def model_table(table: SummaryTable, sortable: bool = False) -> None:
         st.table(styled.set_table_styles(wrap).hide(axis="index"))
 
 
+EXPORTS = (  # label, file suffix, MIME type, as a script
+    ("Download as a notebook (.ipynb)", "ipynb", "application/x-ipynb+json", False),
+    ("Download as a script (.py)", "py", "text/x-python", True),
+)
+
+
 def notebook_downloads(stem: str, cells: Callable[[bool], list[Cell]], key: str) -> None:
     """Buttons that download ``cells(script)`` as a Jupyter notebook and as a Python script,
     made on the click only (an uploaded model's architecture is read from its file)."""
-    notebook, script = st.columns(2)
-    notebook.download_button(
-        "Download as a notebook (.ipynb)",
-        lambda: notebook_text(cells(False)),
-        file_name=f"{stem}.ipynb",
-        mime="application/x-ipynb+json",
-        icon=":material/download:",
-        on_click="ignore",
-        key=f"{key}-notebook",
-    )
-    script.download_button(
-        "Download as a script (.py)",
-        lambda: script_text(cells(True)),
-        file_name=f"{stem}.py",
-        mime="text/x-python",
-        icon=":material/download:",
-        on_click="ignore",
-        key=f"{key}-script",
-    )
+    for column, (label, suffix, mime, script) in zip(st.columns(2), EXPORTS, strict=True):
+        column.download_button(
+            label,
+            lambda script=script: (
+                script_text(cells(True)) if script else notebook_text(cells(False))
+            ),
+            file_name=f"{stem}.{suffix}",
+            mime=mime,
+            icon=":material/download:",
+            on_click="ignore",
+            key=f"{key}-{suffix}",
+        )
 
 
 def start_training(jobs: list[TrainingJob]) -> TrainingRun | None:

@@ -65,7 +65,16 @@ class ModelExport:
 
 def job_export(job: TrainingJob) -> ModelExport:
     """The export of settings not yet trained (the Train page's)."""
-    return ModelExport(sanitize_name(job.name or job.kind), job)
+    return ModelExport(sanitize_name(job.name or job.kind), job, notes=_drawings_notes(job))
+
+
+def _drawings_notes(job: TrainingJob) -> tuple[str, ...]:
+    if not job.training.drawings:
+        return ()
+    return (
+        f"It also learns from the class's drawings set {job.training.drawings}. Those "
+        "drawings stay in the app, so this notebook trains on MNIST alone.",
+    )
 
 
 def model_export(entry: ModelEntry, registry: ModelRegistry) -> ModelExport:
@@ -83,11 +92,8 @@ def model_export(entry: ModelEntry, registry: ModelRegistry) -> ModelExport:
                 f"app, so this notebook trains the network from the start as "
                 f"{meta['parent']} was, on MNIST alone."
             )
-        elif job.training.drawings:
-            notes.append(
-                f"It also learned from the class's drawings set {job.training.drawings}. "
-                "Those drawings stay in the app, so this notebook trains on MNIST alone."
-            )
+        else:
+            notes += _drawings_notes(job)
     except ValueError as why:
         notes.append(
             f"How it was trained is unknown: {why}. This notebook builds its architecture "
@@ -402,7 +408,7 @@ def model_cells(export: ModelExport, script: bool = False) -> list[Cell]:
             "model = keras.models.model_from_json(json.dumps(ARCHITECTURE))\nmodel.summary()\n"
         )
         build_text = "## The network\n\nThe model's layers as Keras describes them in its file."
-    cells = [
+    return [
         _header(f"{name}: a {KIND_NAMES[job.kind]} for MNIST", about, export.notes),
         Cell(
             "## Settings\n\nThe settings the app trained with. Change one and run the "
@@ -454,8 +460,9 @@ def model_cells(export: ModelExport, script: bool = False) -> list[Cell]:
         Cell("## Misread digits", markdown=True),
         Cell(MISREAD + _show("-misread", script) + "\n"),
         Cell(
-            "## Save\n\nThe model file can be loaded with `keras.saving.load_model`, or "
-            "added to the app on its Models page.",
+            "## Save\n\nThe model file can be loaded with `keras.saving.load_model` (with "
+            "`compile=False` if it learned with the app's `one_hot_mse`), or added to the app "
+            "on its Models page.",
             markdown=True,
         ),
         Cell(
@@ -465,7 +472,6 @@ def model_cells(export: ModelExport, script: bool = False) -> list[Cell]:
             "print(json.dumps(result))\n"
         ),
     ]
-    return cells
 
 
 def experiment_cells(

@@ -48,6 +48,9 @@ def small_npz(small_mnist, tmp_path_factory):
 def execute(notebook_path, monkeypatch, small_npz) -> nbformat.NotebookNode:
     """Run every cell as Jupyter would, in the notebook's folder, on the small data."""
     monkeypatch.setenv("MNIST_DATA", str(small_npz))
+    # Importing Streamlit (the AppTest modules) sets MPLBACKEND=Agg for this process, which
+    # the kernel would inherit in place of Jupyter's inline figures.
+    monkeypatch.delenv("MPLBACKEND", raising=False)
     notebook = nbformat.read(notebook_path, as_version=4)
     nbclient.NotebookClient(
         notebook, timeout=300, resources={"metadata": {"path": str(notebook_path.parent)}}
@@ -289,3 +292,5 @@ def test_a_fine_tuned_model_exports_its_parent_s_training_and_says_why(trained_m
     registry.delete(parent.name)
     orphan = model_export(registry.get("tuned"), registry)
     assert orphan.architecture is not None and "no longer saved" in orphan.notes[0]
+    learning = job_export(default_job("ann", drawings="class-3b"))  # the Train page's
+    assert "class-3b" in learning.notes[0] and "MNIST alone" in learning.notes[0]
