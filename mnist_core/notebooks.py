@@ -19,6 +19,7 @@ import ast
 import inspect
 import json
 import pprint
+import re
 import textwrap
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -39,7 +40,13 @@ from .network_code import (
     settings_lines,
 )
 from .registry import ModelEntry, ModelRegistry, sanitize_name
-from .text import as_read, markdown_literal, shortened
+from .text import shortened
+
+# What Jupyter's Markdown reads as syntax inside a line: emphasis, code, links, HTML and
+# entities, headings, tables, strike-through and LaTeX ($...$). Each escaped, a name shows as
+# written and the cell stays readable when a student opens it.
+_MARKDOWN_SYNTAX = re.compile(r"([\\`*_\[\]<>#|~$&!])")
+_LINE_BREAKS = re.compile(r"\s*[\r\n]+\s*")
 
 KIND_NAMES = {"ann": "dense network (ANN)", "cnn": "convolutional network (CNN)"}
 
@@ -148,6 +155,16 @@ def _module_body(module) -> str:
             dropped.update(range(node.lineno - 1, node.end_lineno))
     kept = [line for number, line in enumerate(lines) if number not in dropped]
     return "\n".join(kept).strip() + "\n"
+
+
+def as_markdown(text: object) -> str:
+    """``text`` for a notebook's Markdown, shown letter for letter, on one line."""
+    return _MARKDOWN_SYNTAX.sub(r"\\\1", _LINE_BREAKS.sub(" ", str(text)))
+
+
+def _markdown_read(markdown: str) -> str:
+    """What a reader sees of ``as_markdown``'s escapes: for the script's comments."""
+    return re.sub(r"\\([\\`*_\[\]<>#|~$&!])", r"\1", markdown)
 
 
 def _show(stem: str, script: bool) -> str:
@@ -378,14 +395,14 @@ def _header(title: str, about: str, notes: Sequence[str]) -> Cell:
         "its own as it starts (in red, in Jupyter): they are not errors."
     )
     for note in notes:
-        text += f"\n\n**Note.** {markdown_literal(note)}"
+        text += f"\n\n**Note.** {as_markdown(note)}"
     return Cell(text, markdown=True)
 
 
 def model_cells(export: ModelExport, script: bool = False) -> list[Cell]:
     """The cells of one model's notebook, from loading MNIST to the saved model."""
     job, model = export.job, export.job.model
-    name = markdown_literal(export.name)
+    name = as_markdown(export.name)
     measured = (
         f" The app measured it reading **{export.measured:.2%}** of MNIST's test digits."
         if export.measured is not None
@@ -578,8 +595,8 @@ def experiment_cells(
     )
     return [
         _header(
-            f"Experiment {markdown_literal(title)}",
-            f"{markdown_literal(question)}\n\nExported from *MNIST live*: each configuration "
+            f"Experiment {as_markdown(title)}",
+            f"{as_markdown(question)}\n\nExported from *MNIST live*: each configuration "
             "is one of the experiment's models, with the app's settings and training.",
             (),
         ),
@@ -641,7 +658,7 @@ def script_text(cells: Sequence[Cell]) -> str:
     parts = []
     for cell in cells:
         if cell.markdown:
-            lines = as_read(cell.text).splitlines()
+            lines = _markdown_read(cell.text).splitlines()
             wrapped = [part for line in lines for part in textwrap.wrap(line, 86) or [""]]
             parts.append("\n".join(f"# {line}".rstrip() for line in wrapped))
         else:

@@ -294,3 +294,25 @@ def test_a_fine_tuned_model_exports_its_parent_s_training_and_says_why(trained_m
     assert orphan.architecture is not None and "no longer saved" in orphan.notes[0]
     learning = job_export(default_job("ann", drawings="class-3b"))  # the Train page's
     assert "class-3b" in learning.notes[0] and "MNIST alone" in learning.notes[0]
+
+
+def test_a_run_of_an_experiment_exports_its_saved_models_in_the_order_trained(
+    trained_models, tmp_path, capsys
+):
+    import shutil
+
+    models = shutil.copytree(trained_models, tmp_path / "models")
+    tag = "ann-vs-cnn-20261203-101010"
+    entries = list(reversed(ModelRegistry(models).entries()))  # oldest first
+    for entry in entries:
+        meta_path = models / f"{entry.name}.json"
+        meta_path.write_text(json.dumps(json.loads(meta_path.read_text()) | {"experiment": tag}))
+    target = tmp_path / "run.ipynb"
+    code, _, _ = export(capsys, "--experiment", tag, "--notebook", str(target), "--models-dir",
+                        str(models))  # fmt: skip
+    assert code == 0
+    notebook = nbformat.read(target, as_version=4)
+    assert PRESETS["ann-vs-cnn"].question in notebook.cells[0].source
+    table = next(c.source for c in notebook.cells if "CONFIGURATIONS = {" in c.source)
+    keys = [key.value for key in ast.parse(table).body[0].value.keys]
+    assert keys == [entry.name for entry in entries]
