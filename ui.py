@@ -403,14 +403,20 @@ EXPORTS = (  # label, file suffix, MIME type, as a script
 
 
 def notebook_downloads(stem: str, cells: Callable[[bool], list[Cell]], key: str) -> None:
-    """Buttons that download ``cells(script)`` as a Jupyter notebook and as a Python script,
-    made on the click only (an uploaded model's architecture is read from its file)."""
+    """Buttons that download ``cells(script)`` as a Jupyter notebook and as a Python script.
+
+    Made on each run (~10 ms), not on the click: a click during one of the page's reruns
+    would ask for a deferred file the rerun has just replaced, and get nothing.
+    """
+    try:
+        texts = {False: notebook_text(cells(False)), True: script_text(cells(True))}
+    except (ModelLoadError, ModelGone) as error:
+        st.info(f"No notebook of this model: {markdown_literal(error)}.")
+        return
     for column, (label, suffix, mime, script) in zip(st.columns(2), EXPORTS, strict=True):
         column.download_button(
             label,
-            lambda script=script: (
-                script_text(cells(True)) if script else notebook_text(cells(False))
-            ),
+            texts[script],
             file_name=f"{stem}.{suffix}",
             mime=mime,
             icon=":material/download:",

@@ -21,7 +21,7 @@ import json
 import pprint
 import re
 import textwrap
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
 import nbformat
@@ -84,9 +84,12 @@ def _drawings_notes(job: TrainingJob) -> tuple[str, ...]:
     )
 
 
-def model_export(entry: ModelEntry, registry: ModelRegistry) -> ModelExport:
+def model_export(
+    entry: ModelEntry, registry: ModelRegistry, load: Callable | None = None
+) -> ModelExport:
     """The export of a saved model: its own settings, its parent's for a fine-tuned model,
-    else its architecture with the app's default training (saying why)."""
+    else its architecture with the app's default training (saying why), read from the
+    Keras model that ``load(entry)`` gives (default: the registry's)."""
     meta, notes = entry.meta, []
     accuracy = meta.get("test_accuracy")
     try:
@@ -106,7 +109,7 @@ def model_export(entry: ModelEntry, registry: ModelRegistry) -> ModelExport:
             f"How it was trained is unknown: {why}. This notebook builds its architecture "
             f"and trains it as the app trains its default {entry.kind.upper()}."
         )
-        architecture = architecture_of(entry, registry)
+        architecture = json.loads((load or registry.load)(entry).to_json())
         job = default_job(entry.kind)
         return ModelExport(entry.name, job, architecture, tuple(notes), accuracy)
     if (meta.get("data") or {}).get("origin") == "sample":
@@ -125,11 +128,6 @@ def _parent_job(meta: dict, registry: ModelRegistry) -> TrainingJob:
             f"it was fine-tuned from {meta['parent']}, which is no longer saved"
         ) from None
     return saved_job(parent.meta)
-
-
-def architecture_of(entry: ModelEntry, registry: ModelRegistry) -> dict:
-    """The saved model's architecture as Keras describes it (``model.to_json()``)."""
-    return json.loads(registry.load(entry).to_json())
 
 
 # --- the code the cells hold ----------------------------------------------------------------

@@ -97,8 +97,10 @@ with st.expander("The Keras code of this network", icon=":material/code:"):
         "Or take it home as a notebook (or a script) that loads MNIST, trains this network as "
         "the app did, draws its curves and confusion matrix and saves it."
     )
-    ui.notebook_downloads(
-        name, lambda script: model_cells(model_export(entry, registry), script), key=name
+    ui.notebook_downloads(  # an upload's architecture: from its model, loaded once
+        name,
+        lambda script: model_cells(model_export(entry, registry, ui.load_model), script),
+        key=name,
     )
 with st.expander("All its metadata"):
     st.json({key: value for key, value in entry.meta.items() if key != "history"})

@@ -18,6 +18,7 @@ from bench.browser import (
     new_page,
     open_draw_page,
     predictions,
+    settle,
     unlock_teacher,
 )
 from bench.synthetic_digits import DIGITS
@@ -98,9 +99,12 @@ def test_models_page_renames_and_deletes_and_draw_serves_what_is_left(
     table = page.get_by_test_id("stTable")
     expect(table).to_contain_text(cnn.name, timeout=60_000)
     expect(choice(page, "Model")).to_have_value(shown(cnn.name))  # the newest
+    settle(page)  # an expander clicked while the page still runs can be drawn again closed
     page.get_by_text("The Keras code of this network").click()
+    download = page.get_by_role("button", name="Download as a notebook (.ipynb)")
+    expect(download).to_be_visible()
     with page.expect_download() as downloading:
-        page.get_by_role("button", name="Download as a notebook (.ipynb)").click()
+        download.click()
     assert downloading.value.suggested_filename == f"{cnn.name}.ipynb"
     notebook = nbformat.read(downloading.value.path(), as_version=4)
     nbformat.validate(notebook)
