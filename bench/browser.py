@@ -226,6 +226,28 @@ def settle(page) -> None:
     page.wait_for_timeout(500)
 
 
+def open_expander(within, label: str, holding: str | None = None):
+    """Open the expander ``label`` (in a page, or in a part of one such as its sidebar) and
+    return it once it shows the element with test id ``holding`` (if given) and has stopped
+    growing.
+
+    Streamlit grows an expander's height over half a second, its content clipped, and again
+    when that content changes height (a code block drawn once its highlighter has loaded):
+    a click aimed at a button inside while it grows lands on what is below.
+    """
+    page = getattr(within, "page", within)  # a locator's page, or the page itself
+    title = page.get_by_text(label, exact=True)  # the filter below reads it inside each
+    expander = within.get_by_test_id("stExpander").filter(has=title)
+    expander.get_by_text(label, exact=True).click()
+    if holding is not None:
+        expander.get_by_test_id(holding).wait_for()
+    page.wait_for_function(
+        "details => details.open && !details.style.height && !details.getAnimations().length",
+        arg=expander.locator("details").element_handle(),
+    )
+    return expander
+
+
 def clear(page) -> None:
     """Press Clear and wait for the new, empty canvas (its key counts up)."""
     classes = page.locator("[class*=st-key-canvas-]").get_attribute("class")
@@ -326,6 +348,6 @@ def unlock_teacher(page, passphrase: str) -> None:
     sidebar = page.get_by_test_id("stSidebar")
     field = sidebar.get_by_label("Passphrase")
     if not field.is_visible():
-        sidebar.get_by_text("Teacher", exact=True).click()
+        open_expander(sidebar, "Teacher")
     field.fill(passphrase)
     sidebar.get_by_role("button", name="Unlock").click()

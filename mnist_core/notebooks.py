@@ -634,13 +634,18 @@ def _unique_names(jobs: Sequence[TrainingJob]) -> list[str]:
 
 
 def notebook_text(cells: Sequence[Cell]) -> str:
-    """The cells as an ``.ipynb`` notebook (nbformat 4) for Python 3."""
+    """The cells as an ``.ipynb`` notebook (nbformat 4) for Python 3.
+
+    The same cells give the same text: cell ids are numbered, not nbformat's random ones, so
+    a page's rerun keeps its download button's file (a new text is a new file, and a click
+    on the button drawn before it asked for one the rerun had just dropped).
+    """
     notebook = nbformat.v4.new_notebook(
         cells=[
-            nbformat.v4.new_markdown_cell(cell.text)
+            nbformat.v4.new_markdown_cell(cell.text, id=f"cell-{number}")
             if cell.markdown
-            else nbformat.v4.new_code_cell(cell.text.rstrip("\n"))
-            for cell in cells
+            else nbformat.v4.new_code_cell(cell.text.rstrip("\n"), id=f"cell-{number}")
+            for number, cell in enumerate(cells, 1)
         ],
         metadata={
             "kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"},

@@ -17,6 +17,7 @@ from bench.browser import (
     draw,
     new_page,
     open_draw_page,
+    open_expander,
     predictions,
     settle,
     unlock_teacher,
@@ -100,9 +101,8 @@ def test_models_page_renames_and_deletes_and_draw_serves_what_is_left(
     expect(table).to_contain_text(cnn.name, timeout=60_000)
     expect(choice(page, "Model")).to_have_value(shown(cnn.name))  # the newest
     settle(page)  # an expander clicked while the page still runs can be drawn again closed
-    page.get_by_text("The Keras code of this network").click()
-    download = page.get_by_role("button", name="Download as a notebook (.ipynb)")
-    expect(download).to_be_visible()
+    code = open_expander(page, "The Keras code of this network", holding="stCode")
+    download = code.get_by_role("button", name="Download as a notebook (.ipynb)")
     with page.expect_download() as downloading:
         download.click()
     assert downloading.value.suggested_filename == f"{cnn.name}.ipynb"

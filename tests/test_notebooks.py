@@ -316,3 +316,9 @@ def test_a_run_of_an_experiment_exports_its_saved_models_in_the_order_trained(
     table = next(c.source for c in notebook.cells if "CONFIGURATIONS = {" in c.source)
     keys = [key.value for key in ast.parse(table).body[0].value.keys]
     assert keys == [entry.name for entry in entries]
+
+
+def test_the_same_model_exports_the_same_notebook_text():
+    """A page's rerun must keep its download button's file: same cells, same text."""
+    cells = model_cells(job_export(default_job("cnn", name="twice")))
+    assert notebook_text(cells) == notebook_text(cells)
